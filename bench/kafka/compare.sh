@@ -7,7 +7,7 @@
 #   sluice       $SLUICE_BIN serve --listen 127.0.0.1:PORT --data-dir DIR
 #                (skipped when SLUICE_BIN is unset)
 # Scenarios (perf.sh, 6-partition topic, fresh topic per scenario):
-#   100B acks=1, 100B acks=all   ($SMALL_RECORDS records, default 1000000)
+#   100B acks=1, 100B acks=all   ($SMALL_RECORDS records, default 2000000)
 #   1KiB acks=1, 1KiB acks=all   ($LARGE_RECORDS records, default 300000)
 # Broker RSS (ps -o rss) and peak RSS (VmHWM) are sampled after the last
 # scenario, before the broker is stopped.
@@ -15,7 +15,9 @@
 # Environment:
 #   SLUICE_BIN      path to the sluice binary (optional)
 #   BROKERS         space-separated subset of "kafka kafka-flush1 sluice"
-#   SMALL_RECORDS   records per 100-byte scenario (default 1000000)
+#   SMALL_RECORDS   records per 100-byte scenario (default 2000000)
+#   WARMUP_RECORDS  unrecorded 100-byte acks=1 produce run per broker before the
+#                   measured scenarios, so the JVM is warm (default 200000; 0 = off)
 #   LARGE_RECORDS   records per 1 KiB scenario (default 300000)
 #   PARTITIONS      topic partitions (default 6)
 #   KAFKA_PORT      default 39092 (controller on +1)
@@ -29,7 +31,8 @@
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-SMALL_RECORDS="${SMALL_RECORDS:-1000000}"
+SMALL_RECORDS="${SMALL_RECORDS:-2000000}"
+WARMUP_RECORDS="${WARMUP_RECORDS:-200000}"
 LARGE_RECORDS="${LARGE_RECORDS:-300000}"
 PARTITIONS="${PARTITIONS:-6}"
 KAFKA_PORT="${KAFKA_PORT:-39092}"
@@ -110,6 +113,11 @@ for b in $BROKERS; do
     log "could not start $b; skipping"
     echo "BROKER name=$b status=start_failed" >> "$RESULTS"
     continue
+  fi
+  if [[ "$WARMUP_RECORDS" -gt 0 ]]; then
+    log "$b: warm-up, $WARMUP_RECORDS x 100B (not recorded)"
+    "$HERE/perf.sh" "$BOOT" --num-records "$WARMUP_RECORDS" --partitions "$PARTITIONS" \
+      --no-consume --label "$b-warmup" >/dev/null 2>>"$WORK_DIR/$b-perf.log" || log "$b: warm-up failed"
   fi
   for sc in "${SCENARIOS[@]}"; do
     read -r size acks n <<<"$sc"
