@@ -63,6 +63,22 @@ def create_topic(bootstrap: str, topic: str, partitions: int, config: dict | Non
 
     wait_for(ready, 60, what=f"topic {topic} with {partitions} partitions in metadata")
 
+    # Metadata can show a leader before the partition serves requests (Kafka
+    # answers NOT_LEADER_OR_FOLLOWER for a moment); wait until ListOffsets works.
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"unused-{uuid.uuid4().hex[:8]}",
+                  "enable.auto.commit": False})
+    try:
+        for p in range(partitions):
+            wait_for(lambda p=p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5,
+                                                         cached=False) is not None,
+                     60, what=f"ListOffsets on {topic}/{p}")
+    finally:
+        c.close()
+
 
 def produce_confluent(bootstrap: str, topic: str, records, **conf) -> list[tuple[int, int]]:
     """Produce ``records`` (iterable of (key, value) bytes pairs) with
@@ -72,7 +88,8 @@ def produce_confluent(bootstrap: str, topic: str, records, **conf) -> list[tuple
 
     results: list = []
     errors: list = []
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, **conf})
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                  "max.in.flight.requests.per.connection": 1, **conf})
     for i, (k, v) in enumerate(records):
         results.append(None)
 

@@ -38,7 +38,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # pip is a no-op when everything pinned is already present.
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$TESTS_DIR/requirements.txt"
-log "python deps ok: $("$VENV/bin/python" -c 'import pytest, confluent_kafka, kafka; print("pytest", pytest.__version__, "confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)')"
+log "python deps ok: $("$VENV/bin/python" -c 'import pytest, confluent_kafka, kafka; print("pytest", pytest.__version__, "confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)')"
 
 # --- Go sarama harness ------------------------------------------------------
 # go.sum is committed, so no checksum-database lookups are needed; the elastic

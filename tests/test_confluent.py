@@ -56,8 +56,12 @@ def produce_all(bootstrap: str, topic: str, count: int, base_ts: int) -> list[Se
             return
         s.partition, s.offset = msg.partition(), msg.offset()
 
+    # Without idempotence, librdkafka only keeps send order across retries
+    # with one request in flight (Kafka itself answers NOT_LEADER_OR_FOLLOWER
+    # for a moment after CreateTopics, which triggers retries).
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-                  "enable.idempotence": False})
+                  "enable.idempotence": False,
+                  "max.in.flight.requests.per.connection": 1})
     for s in sent:
         while True:
             try:

@@ -33,7 +33,7 @@ def harness(*args: str, timeout: int = 900) -> str:
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     out = p.stdout.decode(errors="replace")
     print(out)
-    assert p.returncode == 0, (f"java harness {' '.join(args)} exited {p.returncode} "
+    assert p.returncode == 0 and "OK " in out, (f"java harness {' '.join(args)} exited {p.returncode} "
                                f"(1 = verification failed, 3 = client/broker error):\n{out[-8000:]}")
     return out
 

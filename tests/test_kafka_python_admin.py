@@ -107,7 +107,7 @@ def test_producer_consumer_round_trip(broker, admin, topic):
     n = 3000
     create(admin, topic, 3)
     prod = KafkaProducer(bootstrap_servers=broker, acks="all", compression_type="gzip",
-                         linger_ms=5, retries=3)
+                         linger_ms=5, retries=3, max_in_flight_requests_per_connection=1)
     futures = []
     for i in range(n):
         futures.append(prod.send(topic, key=f"k{i % 17}".encode(), value=f"msg-{i}".encode(),

@@ -37,7 +37,9 @@ def line_for(seq: int) -> tuple[str, str]:
 
 def produce(bootstrap: str, topic: str, n: int, codec: str | None = None) -> None:
     data = "".join("%s:%s\n" % line_for(i) for i in range(n)).encode()
-    args = ["-P", "-b", bootstrap, "-t", topic, "-K:", "-X", "acks=all"]
+    # one request in flight so that retries cannot reorder (not idempotent)
+    args = ["-P", "-b", bootstrap, "-t", topic, "-K:", "-X", "acks=all",
+            "-X", "max.in.flight.requests.per.connection=1"]
     for k, v in HEADERS:
         args += ["-H", f"{k}={v}"]
     if codec:

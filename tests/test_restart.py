@@ -100,9 +100,10 @@ def test_topic_metadata_survives_restart(broker_factory, topic):
     clean_exit(b, b.stop())
     b.start()
 
-    md = admin(b.bootstrap).list_topics(timeout=10)
+    a = admin(b.bootstrap)  # keep a reference: futures die with the client
+    md = a.list_topics(timeout=10)
     assert kept in md.topics and len(md.topics[kept].partitions) == 2
     assert deleted not in md.topics, f"deleted topic {deleted} came back after restart"
-    res = admin(b.bootstrap).describe_configs([ConfigResource("TOPIC", kept)])
+    res = a.describe_configs([ConfigResource("TOPIC", kept)])
     cfg = list(res.values())[0].result(30)
     assert cfg["retention.ms"].value == "4242000"

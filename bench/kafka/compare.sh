@@ -7,7 +7,7 @@
 #   sluice       $SLUICE_BIN serve --listen 127.0.0.1:PORT --data-dir DIR
 #                (skipped when SLUICE_BIN is unset)
 # Scenarios (perf.sh, 6-partition topic, fresh topic per scenario):
-#   100B acks=1, 100B acks=all   ($SMALL_RECORDS records, default 2000000)
+#   100B acks=1, 100B acks=all   ($SMALL_RECORDS records, default 1000000)
 #   1KiB acks=1, 1KiB acks=all   ($LARGE_RECORDS records, default 300000)
 # Broker RSS (ps -o rss) and peak RSS (VmHWM) are sampled after the last
 # scenario, before the broker is stopped.
@@ -15,7 +15,10 @@
 # Environment:
 #   SLUICE_BIN      path to the sluice binary (optional)
 #   BROKERS         space-separated subset of "kafka kafka-flush1 sluice"
-#   SMALL_RECORDS   records per 100-byte scenario (default 2000000)
+#   SMALL_RECORDS   records per 100-byte scenario (default 1000000)
+#   REPEATS         runs per scenario; the table shows the median (default 3).
+#                   On a 2-core box identical runs differ by up to ~1.5x, so
+#                   do not trust ratios from a single run
 #   WARMUP_RECORDS  unrecorded 100-byte acks=1 produce run per broker before the
 #                   measured scenarios, so the JVM is warm (default 200000; 0 = off)
 #   LARGE_RECORDS   records per 1 KiB scenario (default 300000)
@@ -25,13 +28,15 @@
 #   WORK_DIR        data + logs (default: new dir under ${TMPDIR:-/tmp});
 #                   the filesystem under it decides fsync cost
 #   NO_CONSUME=1    skip the consume phase
+#   KEEP_DATA=1     keep each broker's data dir (default: deleted after its run)
 #
 # Output: progress on stderr; the PERF lines and a markdown table on stdout
 # (also saved as $WORK_DIR/results.txt and $WORK_DIR/report.md).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-SMALL_RECORDS="${SMALL_RECORDS:-2000000}"
+SMALL_RECORDS="${SMALL_RECORDS:-1000000}"
+REPEATS="${REPEATS:-3}"
 WARMUP_RECORDS="${WARMUP_RECORDS:-200000}"
 LARGE_RECORDS="${LARGE_RECORDS:-300000}"
 PARTITIONS="${PARTITIONS:-6}"
@@ -120,14 +125,16 @@ for b in $BROKERS; do
       --no-consume --label "$b-warmup" >/dev/null 2>>"$WORK_DIR/$b-perf.log" || log "$b: warm-up failed"
   fi
   for sc in "${SCENARIOS[@]}"; do
+   for ((rep = 1; rep <= REPEATS; rep++)); do
     read -r size acks n <<<"$sc"
-    log "$b: ${size}B acks=$acks x $n"
+    log "$b: ${size}B acks=$acks x $n (run $rep/$REPEATS)"
     line="$("$HERE/perf.sh" "$BOOT" --record-size "$size" --acks "$acks" --num-records "$n" \
       --partitions "$PARTITIONS" --label "$b" "${EXTRA_PERF[@]+"${EXTRA_PERF[@]}"}" \
       2>>"$WORK_DIR/$b-perf.log")"
     [[ -n "$line" ]] || line="PERF label=$b record_size=$size acks=$acks records=$n status=error"
     echo "$line" | tee -a "$RESULTS"
-    if ! kill -0 "$BROKER_PID" 2>/dev/null; then log "$b died"; break; fi
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then log "$b died"; break 2; fi
+   done
   done
   rss=NA hwm=NA
   if kill -0 "$BROKER_PID" 2>/dev/null; then
@@ -136,11 +143,13 @@ for b in $BROKERS; do
   fi
   echo "BROKER name=$b rss_mib=$rss peak_rss_mib=$hwm" | tee -a "$RESULTS"
   stop_broker
+  # Drop the bulky log segments (GBs); keep the broker's own log file.
+  [[ "${KEEP_DATA:-0}" == 1 ]] || rm -rf "$WORK_DIR/$b/logs" "$WORK_DIR/$b/metadata" "$WORK_DIR/$b/data"
 done
 log "done in $((SECONDS - T0)) s; raw results in $RESULTS"
 
 python3 - "$RESULTS" > "$WORK_DIR/report.md" <<'PY'
-import sys
+import statistics, sys
 rows = [dict(kv.split("=", 1) for kv in l.split()[1:] if "=" in kv)
         for l in open(sys.argv[1]) if l.strip()]
 perf = [r for r in rows if "record_size" in r]
@@ -150,10 +159,10 @@ def num(v):
     try: return float(v)
     except (TypeError, ValueError): return None
 def get(label, size, acks, key):
-    for r in perf:
-        if r.get("label") == label and r.get("record_size") == size and r.get("acks") == acks:
-            return num(r.get(key))
-    return None
+    vals = sorted(v for v in (num(r.get(key)) for r in perf
+                  if r.get("label") == label and r.get("record_size") == size
+                  and r.get("acks") == acks) if v is not None)
+    return statistics.median(vals) if vals else None
 def fmt(v):
     if v is None: return "n/a"
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
@@ -185,6 +194,9 @@ for title, key in (("RSS at end (MiB)", "rss_mib"), ("peak RSS (MiB)", "peak_rss
         cells += [ratio(vals["sluice"], vals[b]) for b in names if b != "sluice"]
     print("| " + " | ".join(cells) + " |")
 print()
+runs = max([sum(1 for r in perf if r.get("label") == b and (r.get("record_size"), r.get("acks")) == k[:2])
+            for b in names for k in seen] or [0])
+print(f"Median of up to {runs} run(s) per cell.")
 print("Latencies are ProducerPerformance's (unthrottled, so they include client-side queueing);")
 print("for latency metrics a ratio below 1 favours Sluice, for throughput above 1 does.")
 PY

@@ -15,7 +15,7 @@ command -v mvn >/dev/null || { echo "fetch.sh: mvn not found (need Maven 3.x + J
 rm -rf "$LIB"
 mkdir -p "$LIB"
 echo "fetch.sh: downloading Kafka $VERSION jars into $LIB" >&2
-timeout 900 mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+timeout 900 mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
   -DoutputDirectory="$LIB" -DincludeScope=runtime
 ls "$LIB"/kafka_2.13-"$VERSION".jar "$LIB"/kafka-tools-"$VERSION".jar >/dev/null
 touch "$STAMP"
