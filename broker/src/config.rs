@@ -65,7 +65,10 @@ pub struct LogDefaults {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { server: ServerConfig::default(), log: LogDefaults::default() }
+        Config {
+            server: ServerConfig::default(),
+            log: LogDefaults::default(),
+        }
     }
 }
 
@@ -111,29 +114,47 @@ impl Config {
         let cfg: Config = match path {
             None => Config::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {}", p.display(), e.to_string().trim_end()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("config file {}: {}", p.display(), e.to_string().trim_end())
+                })?
             }
         };
         Ok(cfg)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.server.listen.parse::<SocketAddr>().map_err(|e| anyhow::anyhow!("server.listen: {:?} is not HOST:PORT ({e})", self.server.listen))?;
+        self.server.listen.parse::<SocketAddr>().map_err(|e| {
+            anyhow::anyhow!(
+                "server.listen: {:?} is not HOST:PORT ({e})",
+                self.server.listen
+            )
+        })?;
         if let Some(a) = &self.server.advertise {
-            parse_host_port(a).with_context(|| format!("server.advertise: {a:?} is not HOST:PORT"))?;
+            parse_host_port(a)
+                .with_context(|| format!("server.advertise: {a:?} is not HOST:PORT"))?;
         }
         if self.server.default_partitions < 1 {
-            bail!("server.default_partitions: must be at least 1, got {}", self.server.default_partitions);
+            bail!(
+                "server.default_partitions: must be at least 1, got {}",
+                self.server.default_partitions
+            );
         }
         if self.server.socket_request_max_bytes < 1024 {
-            bail!("server.socket_request_max_bytes: must be at least 1024, got {}", self.server.socket_request_max_bytes);
+            bail!(
+                "server.socket_request_max_bytes: must be at least 1024, got {}",
+                self.server.socket_request_max_bytes
+            );
         }
         if self.server.connection_inflight_max == 0 {
             bail!("server.connection_inflight_max: must be at least 1");
         }
         if self.log.segment_bytes < 1024 {
-            bail!("log.segment_bytes: must be at least 1024, got {}", self.log.segment_bytes);
+            bail!(
+                "log.segment_bytes: must be at least 1024, got {}",
+                self.log.segment_bytes
+            );
         }
         self.log_config().context("in [log]")?;
         Ok(())
@@ -141,7 +162,11 @@ impl Config {
 
     /// The advertised (host, port) for Metadata responses.
     pub fn advertised(&self) -> (String, i32) {
-        let a = self.server.advertise.clone().unwrap_or_else(|| self.server.listen.clone());
+        let a = self
+            .server
+            .advertise
+            .clone()
+            .unwrap_or_else(|| self.server.listen.clone());
         parse_host_port(&a).unwrap_or_else(|_| ("127.0.0.1".into(), 9092))
     }
 
@@ -157,7 +182,9 @@ impl Config {
         let timestamp_type = match l.message_timestamp_type.as_str() {
             "CreateTime" => TimestampType::CreateTime,
             "LogAppendTime" => TimestampType::LogAppendTime,
-            other => bail!("log.message_timestamp_type: {other:?} is not CreateTime or LogAppendTime"),
+            other => {
+                bail!("log.message_timestamp_type: {other:?} is not CreateTime or LogAppendTime")
+            }
         };
         Ok(LogConfig {
             segment_bytes: l.segment_bytes,
@@ -179,7 +206,10 @@ pub fn parse_host_port(s: &str) -> anyhow::Result<(String, i32)> {
     if h.is_empty() {
         bail!("empty host");
     }
-    Ok((h.trim_start_matches('[').trim_end_matches(']').to_string(), port as i32))
+    Ok((
+        h.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port as i32,
+    ))
 }
 
 /// The topic-level keys Sluice understands, with Kafka's names.
@@ -203,11 +233,17 @@ pub type TopicConfigs = BTreeMap<String, String>;
 
 /// Checks one topic-level setting; the error text names the key and the problem.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
-    let int = |v: &str| v.trim().parse::<i64>().map_err(|_| format!("{key}: {value:?} is not an integer"));
+    let int = |v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{key}: {value:?} is not an integer"))
+    };
     match key {
         "cleanup.policy" => match value {
             "delete" => Ok(()),
-            "compact" | "compact,delete" | "delete,compact" => Err(format!("{key}: compaction is not supported yet")),
+            "compact" | "compact,delete" | "delete,compact" => {
+                Err(format!("{key}: compaction is not supported yet"))
+            }
             _ => Err(format!("{key}: {value:?} is not delete or compact")),
         },
         "retention.ms" | "retention.bytes" => {
@@ -237,11 +273,15 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         }
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => Err(format!("{key}: {value:?} is not CreateTime or LogAppendTime")),
+            _ => Err(format!(
+                "{key}: {value:?} is not CreateTime or LogAppendTime"
+            )),
         },
         "compression.type" => match value {
             "producer" => Ok(()),
-            _ => Err(format!("{key}: only \"producer\" (store batches as sent) is supported")),
+            _ => Err(format!(
+                "{key}: only \"producer\" (store batches as sent) is supported"
+            )),
         },
         _ => Err(format!("{key}: unknown topic config")),
     }
@@ -270,7 +310,11 @@ pub fn resolve_log_config(defaults: &LogConfig, overrides: &TopicConfigs) -> Log
         c.index_interval_bytes = v.max(0) as u64;
     }
     if let Some(v) = overrides.get("message.timestamp.type") {
-        c.timestamp_type = if v == "LogAppendTime" { TimestampType::LogAppendTime } else { TimestampType::CreateTime };
+        c.timestamp_type = if v == "LogAppendTime" {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        };
     }
     // Kafka's flush.messages=1 means "fsync every batch"; flush.ms sets an interval.
     if num("flush.messages") == Some(1) {
@@ -282,7 +326,10 @@ pub fn resolve_log_config(defaults: &LogConfig, overrides: &TopicConfigs) -> Log
 }
 
 /// The effective value of every topic key, for DescribeConfigs: (value, is_default).
-pub fn describe_topic_config(defaults: &LogConfig, overrides: &TopicConfigs) -> Vec<(&'static str, String, bool)> {
+pub fn describe_topic_config(
+    defaults: &LogConfig,
+    overrides: &TopicConfigs,
+) -> Vec<(&'static str, String, bool)> {
     let c = resolve_log_config(defaults, overrides);
     TOPIC_CONFIG_KEYS
         .iter()
@@ -326,7 +373,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = toml::from_str::<Config>("[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+        let e = toml::from_str::<Config>("[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n")
+            .unwrap_err();
         assert!(e.to_string().contains("listen_port"), "{e}");
     }
 
@@ -354,7 +402,9 @@ mod tests {
         let c = resolve_log_config(&d, &o);
         assert_eq!(c.retention_ms, 1000);
         assert_eq!(c.flush, FlushPolicy::EveryBatch);
-        assert!(validate_topic_config("retention.ms", "abc").unwrap_err().contains("retention.ms"));
+        assert!(validate_topic_config("retention.ms", "abc")
+            .unwrap_err()
+            .contains("retention.ms"));
         assert!(validate_topic_config("nope", "1").is_err());
     }
 }

@@ -28,7 +28,10 @@ impl SegmentFile for GlommioFile {
         if n != len {
             // On a regular file a short buffered write means the disk is full (or failing):
             // report it, and the log stops taking writes rather than acknowledging a gap.
-            return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {len} bytes at {pos}")));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write: {n} of {len} bytes at {pos}"),
+            ));
         }
         Ok(())
     }
@@ -55,7 +58,13 @@ impl Disk for GlommioDisk {
     type File = GlommioFile;
 
     async fn open(&self, path: &Path, create: bool) -> io::Result<GlommioFile> {
-        let file = OpenOptions::new().read(true).write(true).create(create).buffered_open(path).await.map_err(gio)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .buffered_open(path)
+            .await
+            .map_err(gio)?;
         Ok(GlommioFile { file })
     }
     async fn remove(&self, path: &Path) -> io::Result<()> {

@@ -24,7 +24,11 @@ use std::time::Duration;
 use tracing::{error, info};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A thread-per-core Kafka-protocol broker on io_uring")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A thread-per-core Kafka-protocol broker on io_uring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,7 +66,9 @@ struct ServeArgs {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -96,16 +102,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     cfg.validate()?;
     let cores = available_cores();
-    let shards = if cfg.server.shards == 0 { cores.len().max(1) } else { cfg.server.shards };
+    let shards = if cfg.server.shards == 0 {
+        cores.len().max(1)
+    } else {
+        cfg.server.shards
+    };
     let shard_cores: Vec<usize> = if cfg.server.cores.is_empty() {
         (0..shards).map(|i| cores[i % cores.len()]).collect()
     } else {
         if cfg.server.cores.len() < shards {
-            bail!("server.cores: lists {} cores for {} shards", cfg.server.cores.len(), shards);
+            bail!(
+                "server.cores: lists {} cores for {} shards",
+                cfg.server.cores.len(),
+                shards
+            );
         }
         cfg.server.cores[..shards].to_vec()
     };
-    let meta_core = cfg.server.metadata_core.or_else(|| cores.iter().copied().find(|c| !shard_cores.contains(c)));
+    let meta_core = cfg
+        .server
+        .metadata_core
+        .or_else(|| cores.iter().copied().find(|c| !shard_cores.contains(c)));
     check_data_dir(&cfg.server.data_dir)?;
     check_locked_memory((shards + 1) * cfg.server.io_memory_kib * 1024)?;
     let store = metadata::MetadataStore::open(&cfg.server.data_dir)?;
@@ -114,8 +131,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
     {
         let flag = shutdown.clone();
-        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .context("installing signal handlers")?;
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .context("installing signal handlers")?;
         std::thread::spawn(move || {
             if let Some(sig) = signals.forever().next() {
                 info!(signal = sig, "shutting down");
@@ -129,8 +149,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     // Channel mesh: shard→shard, shard→meta, meta→shard. All SPSC, bounded.
-    let mut shard_tx: Vec<Vec<Option<SharedSender<ShardMsg>>>> = (0..shards).map(|_| (0..shards).map(|_| None).collect()).collect();
-    let mut shard_rx: Vec<Vec<SharedReceiver<ShardMsg>>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut shard_tx: Vec<Vec<Option<SharedSender<ShardMsg>>>> = (0..shards)
+        .map(|_| (0..shards).map(|_| None).collect())
+        .collect();
+    let mut shard_rx: Vec<Vec<SharedReceiver<ShardMsg>>> =
+        (0..shards).map(|_| Vec::new()).collect();
     for (i, row) in shard_tx.iter_mut().enumerate() {
         for (j, slot) in row.iter_mut().enumerate() {
             if i != j {
@@ -155,11 +178,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let cfg = Arc::new(cfg);
+    // Startup barrier: no shard listens before every shard has opened (and recovered) its
+    // partitions, so no connection waits in a listen queue behind a recovering shard.
+    let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let io_memory = cfg.server.io_memory_kib * 1024;
     let mut handles = Vec::new();
     {
         let flag = shutdown.clone();
-        let placement = meta_core.map(Placement::Fixed).unwrap_or(Placement::Unbound);
+        let placement = meta_core
+            .map(Placement::Fixed)
+            .unwrap_or(Placement::Unbound);
         let h = LocalExecutorBuilder::new(placement)
             .name("sluice-meta")
             .io_memory(io_memory)
@@ -173,20 +201,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot start the metadata executor: {e} (is io_uring available and `ulimit -l` high enough?)"))?;
         handles.push(("metadata".to_string(), h));
     }
-    for (id, ((peers, rxs), to_meta)) in shard_tx.into_iter().zip(shard_rx).zip(shard_to_meta).enumerate() {
+    for (id, ((peers, rxs), to_meta)) in shard_tx
+        .into_iter()
+        .zip(shard_rx)
+        .zip(shard_to_meta)
+        .enumerate()
+    {
         let cfg = cfg.clone();
         let flag = shutdown.clone();
+        let opened = opened.clone();
         let h = LocalExecutorBuilder::new(Placement::Fixed(shard_cores[id]))
             .name(&format!("sluice-shard-{id}"))
             .io_memory(io_memory)
             .spawn(move || async move {
-                let result = run_shard(id, shards, cfg, peers, rxs, to_meta, flag.clone()).await;
+                let result =
+                    run_shard(id, shards, cfg, peers, rxs, to_meta, flag.clone(), opened).await;
                 if result.is_err() {
                     flag.store(true, Ordering::SeqCst);
                 }
                 result
             })
-            .map_err(|e| anyhow::anyhow!("cannot start shard {id} on core {}: {e} (is io_uring available?)", shard_cores[id]))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot start shard {id} on core {}: {e} (is io_uring available?)",
+                    shard_cores[id]
+                )
+            })?;
         handles.push((format!("shard {id}"), h));
     }
     let mut failure = None;
@@ -213,6 +253,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_shard(
     id: usize,
     shards: usize,
@@ -221,6 +262,7 @@ async fn run_shard(
     rxs: Vec<SharedReceiver<ShardMsg>>,
     to_meta: SharedSender<MetaMsg>,
     shutdown: Arc<AtomicBool>,
+    opened: Arc<std::sync::atomic::AtomicUsize>,
 ) -> anyhow::Result<()> {
     let peer_futs = peers.into_iter().map(|p| async move {
         match p {
@@ -240,8 +282,13 @@ async fn run_shard(
         glommio::spawn_local(ctx.clone().serve_peer(rx)).detach();
     }
     ready.await;
-    let listener = glommio::net::TcpListener::bind(cfg.server.listen.as_str())
-        .map_err(|e| anyhow::anyhow!("server.listen: cannot listen on {}: {e}", cfg.server.listen))?;
+    opened.fetch_add(1, Ordering::SeqCst);
+    while opened.load(Ordering::SeqCst) < shards {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+    let listener = glommio::net::TcpListener::bind(cfg.server.listen.as_str()).map_err(|e| {
+        anyhow::anyhow!("server.listen: cannot listen on {}: {e}", cfg.server.listen)
+    })?;
     info!(shard = id, listen = %cfg.server.listen, "shard ready");
     glommio::spawn_local(ctx.clone().housekeeping()).detach();
     {
@@ -263,24 +310,33 @@ fn available_cores() -> Vec<usize> {
     let mut set = std::mem::MaybeUninit::<libc::cpu_set_t>::zeroed();
     #[allow(unsafe_code)]
     // SAFETY: sched_getaffinity fills a zeroed cpu_set_t of the size we pass.
-    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set.as_mut_ptr()) } == 0;
+    let ok = unsafe {
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set.as_mut_ptr())
+    } == 0;
     if ok {
         #[allow(unsafe_code)]
         // SAFETY: initialised by the successful call above.
         let set = unsafe { set.assume_init() };
         #[allow(unsafe_code)]
-        let cores: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
+        let cores: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect();
         if !cores.is_empty() {
             return cores;
         }
     }
-    (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect()
+    (0..std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1))
+        .collect()
 }
 
 fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("server.data_dir: cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("server.data_dir: cannot create {}", dir.display()))?;
     let probe = dir.join(".sluice-write-probe");
-    std::fs::write(&probe, b"ok").with_context(|| format!("server.data_dir: {} is not writable", dir.display()))?;
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("server.data_dir: {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -288,7 +344,10 @@ fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 /// Raises the soft RLIMIT_MEMLOCK to the hard limit and checks it covers the io_uring
 /// buffers of every executor.
 fn check_locked_memory(needed_bytes: usize) -> anyhow::Result<()> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     #[allow(unsafe_code)]
     // SAFETY: plain syscalls on a valid rlimit struct.
     unsafe {
@@ -307,7 +366,10 @@ fn check_locked_memory(needed_bytes: usize) -> anyhow::Result<()> {
             libc::geteuid() == 0
         }
     };
-    if !is_root && lim.rlim_cur != libc::RLIM_INFINITY && (lim.rlim_cur as usize) < needed_bytes + (1 << 20) {
+    if !is_root
+        && lim.rlim_cur != libc::RLIM_INFINITY
+        && (lim.rlim_cur as usize) < needed_bytes + (1 << 20)
+    {
         bail!(
             "locked-memory limit is {} KiB but the executors need about {} KiB: raise it (`ulimit -l`, or LimitMEMLOCK= in systemd) or lower server.io_memory_kib",
             lim.rlim_cur / 1024,

@@ -21,7 +21,10 @@ pub struct MetaService {
 
 impl MetaService {
     pub fn new(store: MetadataStore, shards: Vec<ConnectedSender<ShardMsg>>) -> Rc<Self> {
-        Rc::new(MetaService { store: std::cell::RefCell::new(store), shards })
+        Rc::new(MetaService {
+            store: std::cell::RefCell::new(store),
+            shards,
+        })
     }
 
     pub async fn broadcast(&self) {
@@ -29,7 +32,12 @@ impl MetaService {
         let mut acks = Vec::new();
         for s in &self.shards {
             let (tx, rx) = oneshot::channel();
-            let _ = s.send(ShardMsg::ApplyMetadata { snapshot: snap.clone(), reply: tx }).await;
+            let _ = s
+                .send(ShardMsg::ApplyMetadata {
+                    snapshot: snap.clone(),
+                    reply: tx,
+                })
+                .await;
             acks.push(rx);
         }
         for a in acks {
@@ -39,10 +47,22 @@ impl MetaService {
 
     async fn handle(&self, msg: MetaMsg) {
         match msg {
-            MetaMsg::CreateTopics { topics, validate_only, reply } => {
+            MetaMsg::CreateTopics {
+                topics,
+                validate_only,
+                reply,
+            } => {
                 let results: Vec<_> = topics
                     .into_iter()
-                    .map(|t| self.store.borrow_mut().create_topic(&t.name, t.partitions, t.replication, t.configs, validate_only))
+                    .map(|t| {
+                        self.store.borrow_mut().create_topic(
+                            &t.name,
+                            t.partitions,
+                            t.replication,
+                            t.configs,
+                            validate_only,
+                        )
+                    })
                     .collect();
                 if results.iter().any(|r| r.is_ok()) && !validate_only {
                     self.broadcast().await;
@@ -50,21 +70,44 @@ impl MetaService {
                 let _ = reply.send(results);
             }
             MetaMsg::DeleteTopics { names, reply } => {
-                let results: Vec<_> = names.iter().map(|n| self.store.borrow_mut().delete_topic(n).map(|_| ())).collect();
+                let results: Vec<_> = names
+                    .iter()
+                    .map(|n| self.store.borrow_mut().delete_topic(n).map(|_| ()))
+                    .collect();
                 if results.iter().any(|r| r.is_ok()) {
                     self.broadcast().await;
                 }
                 let _ = reply.send(results);
             }
-            MetaMsg::CreatePartitions { items, validate_only, reply } => {
-                let results: Vec<_> = items.iter().map(|(n, c)| self.store.borrow_mut().create_partitions(n, *c, validate_only)).collect();
+            MetaMsg::CreatePartitions {
+                items,
+                validate_only,
+                reply,
+            } => {
+                let results: Vec<_> = items
+                    .iter()
+                    .map(|(n, c)| {
+                        self.store
+                            .borrow_mut()
+                            .create_partitions(n, *c, validate_only)
+                    })
+                    .collect();
                 if results.iter().any(|r| r.is_ok()) && !validate_only {
                     self.broadcast().await;
                 }
                 let _ = reply.send(results);
             }
-            MetaMsg::AlterConfigs { topic, ops, incremental, validate_only, reply } => {
-                let r = self.store.borrow_mut().alter_configs(&topic, &ops, incremental, validate_only);
+            MetaMsg::AlterConfigs {
+                topic,
+                ops,
+                incremental,
+                validate_only,
+                reply,
+            } => {
+                let r =
+                    self.store
+                        .borrow_mut()
+                        .alter_configs(&topic, &ops, incremental, validate_only);
                 if r.is_ok() && !validate_only {
                     self.broadcast().await;
                 }
@@ -77,7 +120,11 @@ impl MetaService {
     }
 
     /// Serves requests from every shard, one at a time, until shutdown.
-    pub async fn run(self: Rc<Self>, inputs: Vec<ConnectedReceiver<MetaMsg>>, shutdown: Arc<AtomicBool>) {
+    pub async fn run(
+        self: Rc<Self>,
+        inputs: Vec<ConnectedReceiver<MetaMsg>>,
+        shutdown: Arc<AtomicBool>,
+    ) {
         let (tx, rx) = local_channel::new_bounded::<MetaMsg>(1024);
         let tx = Rc::new(tx);
         for input in inputs {

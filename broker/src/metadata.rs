@@ -62,7 +62,10 @@ pub struct MetaError {
 
 impl MetaError {
     fn new(code: i16, message: impl Into<String>) -> Self {
-        MetaError { code, message: message.into() }
+        MetaError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -87,10 +90,19 @@ pub struct MetadataStore {
 /// Kafka's topic name rule: 1–249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     if name.is_empty() || name.len() > 249 || name == "." || name == ".." {
-        return Err(MetaError::new(codes::INVALID_TOPIC_EXCEPTION, format!("invalid topic name {name:?}")));
+        return Err(MetaError::new(
+            codes::INVALID_TOPIC_EXCEPTION,
+            format!("invalid topic name {name:?}"),
+        ));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
-        return Err(MetaError::new(codes::INVALID_TOPIC_EXCEPTION, format!("topic name {name:?} has characters outside [a-zA-Z0-9._-]")));
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(MetaError::new(
+            codes::INVALID_TOPIC_EXCEPTION,
+            format!("topic name {name:?} has characters outside [a-zA-Z0-9._-]"),
+        ));
     }
     Ok(())
 }
@@ -99,7 +111,9 @@ impl MetadataStore {
     pub fn open(data_dir: &Path) -> anyhow::Result<MetadataStore> {
         let path = data_dir.join(METADATA_FILE);
         let mut state: Persisted = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Persisted::default(),
             Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
         };
@@ -107,7 +121,12 @@ impl MetadataStore {
             state.cluster_id = uuid::Uuid::new_v4().simple().to_string();
         }
         let next_producer_id = state.producer_id_block_end;
-        let mut store = MetadataStore { path, state, epoch: 1, next_producer_id };
+        let mut store = MetadataStore {
+            path,
+            state,
+            epoch: 1,
+            next_producer_id,
+        };
         store.persist()?;
         Ok(store)
     }
@@ -119,25 +138,46 @@ impl MetadataStore {
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        Arc::new(Snapshot { epoch: self.epoch, cluster_id: self.state.cluster_id.clone(), topics: self.state.topics.clone() })
+        Arc::new(Snapshot {
+            epoch: self.epoch,
+            cluster_id: self.state.cluster_id.clone(),
+            topics: self.state.topics.clone(),
+        })
     }
 
     fn commit(&mut self) -> Result<(), MetaError> {
-        self.persist().map_err(|e| MetaError::new(codes::KAFKA_STORAGE_ERROR, e.to_string()))?;
+        self.persist()
+            .map_err(|e| MetaError::new(codes::KAFKA_STORAGE_ERROR, e.to_string()))?;
         self.epoch += 1;
         Ok(())
     }
 
-    pub fn create_topic(&mut self, name: &str, partitions: i32, replication: i16, configs: TopicConfigs, validate_only: bool) -> Result<(), MetaError> {
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        configs: TopicConfigs,
+        validate_only: bool,
+    ) -> Result<(), MetaError> {
         validate_topic_name(name)?;
         if self.state.topics.contains_key(name) {
-            return Err(MetaError::new(codes::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists")));
+            return Err(MetaError::new(
+                codes::TOPIC_ALREADY_EXISTS,
+                format!("topic {name:?} already exists"),
+            ));
         }
         if !(1..=100_000).contains(&partitions) {
-            return Err(MetaError::new(codes::INVALID_PARTITIONS, format!("partitions must be between 1 and 100000, got {partitions}")));
+            return Err(MetaError::new(
+                codes::INVALID_PARTITIONS,
+                format!("partitions must be between 1 and 100000, got {partitions}"),
+            ));
         }
         if replication != -1 && replication != 1 {
-            return Err(MetaError::new(codes::INVALID_REPLICATION_FACTOR, format!("replication factor {replication} is larger than the 1 available broker")));
+            return Err(MetaError::new(
+                codes::INVALID_REPLICATION_FACTOR,
+                format!("replication factor {replication} is larger than the 1 available broker"),
+            ));
         }
         for (k, v) in &configs {
             validate_topic_config(k, v).map_err(|m| MetaError::new(codes::INVALID_CONFIG, m))?;
@@ -146,34 +186,54 @@ impl MetadataStore {
             return Ok(());
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.state.topics.insert(name.to_string(), TopicMeta { id, partitions, configs });
+        self.state.topics.insert(
+            name.to_string(),
+            TopicMeta {
+                id,
+                partitions,
+                configs,
+            },
+        );
         self.commit()
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, MetaError> {
-        let t = self
-            .state
-            .topics
-            .remove(name)
-            .ok_or_else(|| MetaError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("unknown topic {name:?}")))?;
+        let t = self.state.topics.remove(name).ok_or_else(|| {
+            MetaError::new(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("unknown topic {name:?}"),
+            )
+        })?;
         self.commit()?;
         Ok(t)
     }
 
-    pub fn create_partitions(&mut self, name: &str, count: i32, validate_only: bool) -> Result<(), MetaError> {
-        let t = self
-            .state
-            .topics
-            .get_mut(name)
-            .ok_or_else(|| MetaError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("unknown topic {name:?}")))?;
+    pub fn create_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), MetaError> {
+        let t = self.state.topics.get_mut(name).ok_or_else(|| {
+            MetaError::new(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("unknown topic {name:?}"),
+            )
+        })?;
         if count <= t.partitions {
             return Err(MetaError::new(
                 codes::INVALID_PARTITIONS,
-                format!("topic {name:?} has {} partitions; the new count {count} must be larger", t.partitions),
+                format!(
+                    "topic {name:?} has {} partitions; the new count {count} must be larger",
+                    t.partitions
+                ),
             ));
         }
         if count > 100_000 {
-            return Err(MetaError::new(codes::INVALID_PARTITIONS, "at most 100000 partitions"));
+            return Err(MetaError::new(
+                codes::INVALID_PARTITIONS,
+                "at most 100000 partitions",
+            ));
         }
         if validate_only {
             return Ok(());
@@ -184,17 +244,29 @@ impl MetadataStore {
 
     /// Replaces (`incremental == false`) or edits a topic's overrides. `ops` are
     /// (key, Some(value)) to set, (key, None) to delete.
-    pub fn alter_configs(&mut self, name: &str, ops: &[(String, Option<String>)], incremental: bool, validate_only: bool) -> Result<(), MetaError> {
-        let t = self
-            .state
-            .topics
-            .get(name)
-            .ok_or_else(|| MetaError::new(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("unknown topic {name:?}")))?;
-        let mut configs = if incremental { t.configs.clone() } else { TopicConfigs::new() };
+    pub fn alter_configs(
+        &mut self,
+        name: &str,
+        ops: &[(String, Option<String>)],
+        incremental: bool,
+        validate_only: bool,
+    ) -> Result<(), MetaError> {
+        let t = self.state.topics.get(name).ok_or_else(|| {
+            MetaError::new(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("unknown topic {name:?}"),
+            )
+        })?;
+        let mut configs = if incremental {
+            t.configs.clone()
+        } else {
+            TopicConfigs::new()
+        };
         for (k, v) in ops {
             match v {
                 Some(v) => {
-                    validate_topic_config(k, v).map_err(|m| MetaError::new(codes::INVALID_CONFIG, m))?;
+                    validate_topic_config(k, v)
+                        .map_err(|m| MetaError::new(codes::INVALID_CONFIG, m))?;
                     configs.insert(k.clone(), v.clone());
                 }
                 None => {
@@ -212,7 +284,8 @@ impl MetadataStore {
     pub fn allocate_producer_id(&mut self) -> Result<i64, MetaError> {
         if self.next_producer_id >= self.state.producer_id_block_end {
             self.state.producer_id_block_end += PRODUCER_ID_BLOCK;
-            self.persist().map_err(|e| MetaError::new(codes::KAFKA_STORAGE_ERROR, e.to_string()))?;
+            self.persist()
+                .map_err(|e| MetaError::new(codes::KAFKA_STORAGE_ERROR, e.to_string()))?;
         }
         let id = self.next_producer_id;
         self.next_producer_id += 1;
@@ -228,15 +301,29 @@ mod tests {
     fn topics_and_producer_ids_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = MetadataStore::open(dir.path()).unwrap();
-        s.create_topic("a.b-c_d", 3, 1, TopicConfigs::new(), false).unwrap();
-        assert_eq!(s.create_topic("a.b-c_d", 3, 1, TopicConfigs::new(), false).unwrap_err().code, codes::TOPIC_ALREADY_EXISTS);
-        assert_eq!(s.create_topic("bad/name", 1, 1, TopicConfigs::new(), false).unwrap_err().code, codes::INVALID_TOPIC_EXCEPTION);
+        s.create_topic("a.b-c_d", 3, 1, TopicConfigs::new(), false)
+            .unwrap();
+        assert_eq!(
+            s.create_topic("a.b-c_d", 3, 1, TopicConfigs::new(), false)
+                .unwrap_err()
+                .code,
+            codes::TOPIC_ALREADY_EXISTS
+        );
+        assert_eq!(
+            s.create_topic("bad/name", 1, 1, TopicConfigs::new(), false)
+                .unwrap_err()
+                .code,
+            codes::INVALID_TOPIC_EXCEPTION
+        );
         let p1 = s.allocate_producer_id().unwrap();
         let cluster = s.snapshot().cluster_id.clone();
         drop(s);
         let mut s = MetadataStore::open(dir.path()).unwrap();
         assert_eq!(s.snapshot().topics["a.b-c_d"].partitions, 3);
         assert_eq!(s.snapshot().cluster_id, cluster);
-        assert!(s.allocate_producer_id().unwrap() > p1, "producer ids never reused");
+        assert!(
+            s.allocate_producer_id().unwrap() > p1,
+            "producer ids never reused"
+        );
     }
 }

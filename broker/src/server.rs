@@ -35,9 +35,14 @@ pub async fn accept_loop(ctx: Rc<ShardContext>, listener: TcpListener) {
         let Some(accepted) = accepted else { break };
         match accepted {
             Ok(stream) => {
-                let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                let peer = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
                 let span = tracing::info_span!("conn", shard = ctx.id, %peer);
-                glommio::spawn_local(serve_connection(ctx.clone(), stream).instrument(span)).detach();
+                debug!(shard = ctx.id, %peer, "accepted");
+                glommio::spawn_local(serve_connection(ctx.clone(), stream).instrument(span))
+                    .detach();
             }
             Err(e) => {
                 warn!(shard = ctx.id, error = %e, "accept failed");
@@ -53,13 +58,21 @@ pub async fn accept_loop(ctx: Rc<ShardContext>, listener: TcpListener) {
 struct Half(Rc<RefCell<TcpStream>>);
 
 impl AsyncRead for Half {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Half {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -86,7 +99,11 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream) {
     debug!("connection closed");
 }
 
-async fn read_requests(ctx: &Rc<ShardContext>, mut reader: Half, tx: local_channel::LocalSender<Slot>) {
+async fn read_requests(
+    ctx: &Rc<ShardContext>,
+    mut reader: Half,
+    tx: local_channel::LocalSender<Slot>,
+) {
     let limit = ctx.config.server.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
@@ -99,7 +116,9 @@ async fn read_requests(ctx: &Rc<ShardContext>, mut reader: Half, tx: local_chann
                         Ok(req) => {
                             let span = tracing::debug_span!("req", api = ?req.api_key, v = req.api_version, corr = req.correlation_id, client = req.client_id.as_deref().unwrap_or(""));
                             let ctx = ctx.clone();
-                            Slot::Request(glommio::spawn_local(async move { handlers::handle(&ctx, req).await }.instrument(span)))
+                            Slot::Request(glommio::spawn_local(
+                                async move { handlers::handle(&ctx, req).await }.instrument(span),
+                            ))
                         }
                         Err(e) => Slot::Close(e.to_string()),
                     };
@@ -124,7 +143,11 @@ async fn read_requests(ctx: &Rc<ShardContext>, mut reader: Half, tx: local_chann
         let old = buf.len();
         buf.resize(old + want, 0);
         match reader.read(&mut buf[old..]).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
+            Err(e) => {
+                debug!(error = %e, "read failed");
+                return;
+            }
             Ok(n) => buf.truncate(old + n),
         }
     }
@@ -135,7 +158,8 @@ async fn write_responses(mut writer: Half, rx: local_channel::LocalReceiver<Slot
         match slot {
             Slot::Request(task) => match task.await {
                 Ok(Outcome::Respond(bytes)) => {
-                    if writer.write_all(&bytes).await.is_err() {
+                    if let Err(e) = writer.write_all(&bytes).await {
+                        debug!(error = %e, "write failed");
                         return;
                     }
                 }

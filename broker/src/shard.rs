@@ -67,12 +67,36 @@ pub struct OffsetsResult {
 
 /// Work sent to the shard that owns a partition (closed set).
 pub enum ShardMsg {
-    Produce { topic: String, partition: i32, records: Bytes, acks: i16, reply: oneshot::Sender<ProduceResult> },
-    Fetch { topic: String, partition: i32, offset: i64, max_bytes: usize, reply: oneshot::Sender<FetchResult> },
+    Produce {
+        topic: String,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+        reply: oneshot::Sender<ProduceResult>,
+    },
+    Fetch {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        reply: oneshot::Sender<FetchResult>,
+    },
     /// Completes when any listed partition has data past its offset, or at the timeout.
-    WaitForData { parts: Vec<(String, i32, i64)>, timeout: Duration, reply: oneshot::Sender<()> },
-    Offsets { topic: String, partition: i32, timestamp: i64, reply: oneshot::Sender<OffsetsResult> },
-    ApplyMetadata { snapshot: Arc<Snapshot>, reply: oneshot::Sender<()> },
+    WaitForData {
+        parts: Vec<(String, i32, i64)>,
+        timeout: Duration,
+        reply: oneshot::Sender<()>,
+    },
+    Offsets {
+        topic: String,
+        partition: i32,
+        timestamp: i64,
+        reply: oneshot::Sender<OffsetsResult>,
+    },
+    ApplyMetadata {
+        snapshot: Arc<Snapshot>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 pub struct CreateTopicSpec {
@@ -84,11 +108,30 @@ pub struct CreateTopicSpec {
 
 /// Requests to the metadata service (closed set).
 pub enum MetaMsg {
-    CreateTopics { topics: Vec<CreateTopicSpec>, validate_only: bool, reply: oneshot::Sender<Vec<Result<(), MetaError>>> },
-    DeleteTopics { names: Vec<String>, reply: oneshot::Sender<Vec<Result<(), MetaError>>> },
-    CreatePartitions { items: Vec<(String, i32)>, validate_only: bool, reply: oneshot::Sender<Vec<Result<(), MetaError>>> },
-    AlterConfigs { topic: String, ops: Vec<(String, Option<String>)>, incremental: bool, validate_only: bool, reply: oneshot::Sender<Result<(), MetaError>> },
-    AllocateProducerId { reply: oneshot::Sender<Result<i64, MetaError>> },
+    CreateTopics {
+        topics: Vec<CreateTopicSpec>,
+        validate_only: bool,
+        reply: oneshot::Sender<Vec<Result<(), MetaError>>>,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+        reply: oneshot::Sender<Vec<Result<(), MetaError>>>,
+    },
+    CreatePartitions {
+        items: Vec<(String, i32)>,
+        validate_only: bool,
+        reply: oneshot::Sender<Vec<Result<(), MetaError>>>,
+    },
+    AlterConfigs {
+        topic: String,
+        ops: Vec<(String, Option<String>)>,
+        incremental: bool,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), MetaError>>,
+    },
+    AllocateProducerId {
+        reply: oneshot::Sender<Result<i64, MetaError>>,
+    },
 }
 
 /// Per-shard state. Lives on: its shard.
@@ -136,11 +179,19 @@ impl ShardContext {
     }
 
     pub fn log(&self, topic: &str, partition: i32) -> Option<Rc<Log>> {
-        self.partitions.borrow().get(topic).and_then(|m| m.get(&partition)).cloned()
+        self.partitions
+            .borrow()
+            .get(topic)
+            .and_then(|m| m.get(&partition))
+            .cloned()
     }
 
     pub fn local_partitions(&self) -> Vec<Rc<Log>> {
-        self.partitions.borrow().values().flat_map(|m| m.values().cloned()).collect()
+        self.partitions
+            .borrow()
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect()
     }
 
     async fn send_to(&self, shard: usize, msg: ShardMsg) {
@@ -158,41 +209,105 @@ impl ShardContext {
 
     // ---- partition operations: run here if we own the partition, else on its shard ----
 
-    pub async fn produce(self: &Rc<Self>, topic: String, partition: i32, records: Bytes, acks: i16) -> ProduceResult {
+    pub async fn produce(
+        self: &Rc<Self>,
+        topic: String,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+    ) -> ProduceResult {
         let home = shard_for(&topic, partition, self.shards);
         if home == self.id {
             return self.local_produce(&topic, partition, records, acks).await;
         }
         let (tx, rx) = oneshot::channel();
-        self.send_to(home, ShardMsg::Produce { topic, partition, records, acks, reply: tx }).await;
-        rx.await.unwrap_or_else(|_| ProduceResult { error: errors::KAFKA_STORAGE_ERROR, base_offset: -1, ..Default::default() })
+        self.send_to(
+            home,
+            ShardMsg::Produce {
+                topic,
+                partition,
+                records,
+                acks,
+                reply: tx,
+            },
+        )
+        .await;
+        rx.await.unwrap_or_else(|_| ProduceResult {
+            error: errors::KAFKA_STORAGE_ERROR,
+            base_offset: -1,
+            ..Default::default()
+        })
     }
 
-    pub async fn fetch(self: &Rc<Self>, topic: String, partition: i32, offset: i64, max_bytes: usize) -> FetchResult {
+    pub async fn fetch(
+        self: &Rc<Self>,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> FetchResult {
         let home = shard_for(&topic, partition, self.shards);
         if home == self.id {
             return self.local_fetch(&topic, partition, offset, max_bytes).await;
         }
         let (tx, rx) = oneshot::channel();
-        self.send_to(home, ShardMsg::Fetch { topic, partition, offset, max_bytes, reply: tx }).await;
-        rx.await.unwrap_or_else(|_| FetchResult { error: errors::KAFKA_STORAGE_ERROR, high_watermark: -1, log_start_offset: -1, ..Default::default() })
+        self.send_to(
+            home,
+            ShardMsg::Fetch {
+                topic,
+                partition,
+                offset,
+                max_bytes,
+                reply: tx,
+            },
+        )
+        .await;
+        rx.await.unwrap_or_else(|_| FetchResult {
+            error: errors::KAFKA_STORAGE_ERROR,
+            high_watermark: -1,
+            log_start_offset: -1,
+            ..Default::default()
+        })
     }
 
-    pub async fn offsets(self: &Rc<Self>, topic: String, partition: i32, timestamp: i64) -> OffsetsResult {
+    pub async fn offsets(
+        self: &Rc<Self>,
+        topic: String,
+        partition: i32,
+        timestamp: i64,
+    ) -> OffsetsResult {
         let home = shard_for(&topic, partition, self.shards);
         if home == self.id {
             return self.local_offsets(&topic, partition, timestamp).await;
         }
         let (tx, rx) = oneshot::channel();
-        self.send_to(home, ShardMsg::Offsets { topic, partition, timestamp, reply: tx }).await;
-        rx.await.unwrap_or(OffsetsResult { error: errors::KAFKA_STORAGE_ERROR, offset: -1, timestamp: -1, leader_epoch: -1, log_end_offset: -1 })
+        self.send_to(
+            home,
+            ShardMsg::Offsets {
+                topic,
+                partition,
+                timestamp,
+                reply: tx,
+            },
+        )
+        .await;
+        rx.await.unwrap_or(OffsetsResult {
+            error: errors::KAFKA_STORAGE_ERROR,
+            offset: -1,
+            timestamp: -1,
+            leader_epoch: -1,
+            log_end_offset: -1,
+        })
     }
 
     /// Waits (at most `timeout`) until any partition in `parts` has data past its offset.
     pub async fn wait_for_data(self: &Rc<Self>, parts: Vec<(String, i32, i64)>, timeout: Duration) {
         let mut by_shard: HashMap<usize, Vec<(String, i32, i64)>> = HashMap::new();
         for p in parts {
-            by_shard.entry(shard_for(&p.0, p.1, self.shards)).or_default().push(p);
+            by_shard
+                .entry(shard_for(&p.0, p.1, self.shards))
+                .or_default()
+                .push(p);
         }
         let mut waits: Vec<futures_util::future::LocalBoxFuture<'_, ()>> = Vec::new();
         for (shard, parts) in by_shard {
@@ -201,7 +316,15 @@ impl ShardContext {
                 waits.push(Box::pin(async move { me.local_wait(parts, timeout).await }));
             } else {
                 let (tx, rx) = oneshot::channel();
-                self.send_to(shard, ShardMsg::WaitForData { parts, timeout, reply: tx }).await;
+                self.send_to(
+                    shard,
+                    ShardMsg::WaitForData {
+                        parts,
+                        timeout,
+                        reply: tx,
+                    },
+                )
+                .await;
                 waits.push(Box::pin(async move {
                     let _ = rx.await;
                 }));
@@ -212,29 +335,65 @@ impl ShardContext {
             return;
         }
         let any = futures_util::future::select_all(waits);
-        futures_lite::future::or(async { any.await; }, glommio::timer::sleep(timeout + Duration::from_millis(5))).await;
+        futures_lite::future::or(
+            async {
+                any.await;
+            },
+            glommio::timer::sleep(timeout + Duration::from_millis(5)),
+        )
+        .await;
     }
 
     async fn local_wait(&self, parts: Vec<(String, i32, i64)>, timeout: Duration) {
-        let logs: Vec<(Rc<Log>, i64)> = parts.iter().filter_map(|(t, p, o)| self.log(t, *p).map(|l| (l, *o))).collect();
+        let logs: Vec<(Rc<Log>, i64)> = parts
+            .iter()
+            .filter_map(|(t, p, o)| self.log(t, *p).map(|l| (l, *o)))
+            .collect();
         if logs.iter().any(|(l, o)| l.high_watermark().0 > *o) || logs.is_empty() {
             if logs.is_empty() {
                 glommio::timer::sleep(timeout).await;
             }
             return;
         }
-        let signals: Vec<_> = logs.iter().map(|(l, _)| Box::pin(l.data_arrived())).collect();
+        let signals: Vec<_> = logs
+            .iter()
+            .map(|(l, _)| Box::pin(l.data_arrived()))
+            .collect();
         let any = futures_util::future::select_all(signals);
-        futures_lite::future::or(async { any.await; }, glommio::timer::sleep(timeout)).await;
+        futures_lite::future::or(
+            async {
+                any.await;
+            },
+            glommio::timer::sleep(timeout),
+        )
+        .await;
     }
 
-    pub async fn local_produce(&self, topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceResult {
-        let fail = |error: i16, message: String| ProduceResult { error, message: Some(message), base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 };
+    pub async fn local_produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+    ) -> ProduceResult {
+        let fail = |error: i16, message: String| ProduceResult {
+            error,
+            message: Some(message),
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+        };
         let Some(log) = self.log(topic, partition) else {
-            return fail(errors::UNKNOWN_TOPIC_OR_PARTITION, format!("{topic}-{partition} is not hosted here"));
+            return fail(
+                errors::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("{topic}-{partition} is not hosted here"),
+            );
         };
         let Some(acks) = Acks::from_kafka(acks) else {
-            return fail(errors::INVALID_REQUIRED_ACKS, format!("acks={acks} is not 0, 1 or -1"));
+            return fail(
+                errors::INVALID_REQUIRED_ACKS,
+                format!("acks={acks} is not 0, 1 or -1"),
+            );
         };
         // Split the records into batches; with more than one, validate all before appending any.
         let mut batches = Vec::new();
@@ -249,7 +408,10 @@ impl ShardContext {
             rest = &rest[total..];
         }
         if batches.is_empty() {
-            return fail(errors::CORRUPT_MESSAGE, "no record batch in produce request".into());
+            return fail(
+                errors::CORRUPT_MESSAGE,
+                "no record batch in produce request".into(),
+            );
         }
         if batches.len() > 1 {
             for b in &batches {
@@ -265,7 +427,11 @@ impl ShardContext {
             log.wait_for_space().await;
             match log.append(b, acks) {
                 Ok(o) => {
-                    first.get_or_insert((o.base_offset.0, o.log_append_time_ms, o.log_start_offset.0));
+                    first.get_or_insert((
+                        o.base_offset.0,
+                        o.log_append_time_ms,
+                        o.log_start_offset.0,
+                    ));
                     outcomes.push(o);
                 }
                 Err(e) => return fail(log_error_code(&e), e.to_string()),
@@ -276,16 +442,39 @@ impl ShardContext {
                 return fail(log_error_code(&e), e.to_string());
             }
         }
-        let (base_offset, log_append_time_ms, log_start_offset) = first.expect("at least one batch");
-        ProduceResult { error: errors::NONE, message: None, base_offset, log_append_time_ms, log_start_offset }
+        let (base_offset, log_append_time_ms, log_start_offset) =
+            first.expect("at least one batch");
+        ProduceResult {
+            error: errors::NONE,
+            message: None,
+            base_offset,
+            log_append_time_ms,
+            log_start_offset,
+        }
     }
 
-    pub async fn local_fetch(&self, topic: &str, partition: i32, offset: i64, max_bytes: usize) -> FetchResult {
+    pub async fn local_fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> FetchResult {
         let Some(log) = self.log(topic, partition) else {
-            return FetchResult { error: errors::UNKNOWN_TOPIC_OR_PARTITION, high_watermark: -1, log_start_offset: -1, records: Bytes::new() };
+            return FetchResult {
+                error: errors::UNKNOWN_TOPIC_OR_PARTITION,
+                high_watermark: -1,
+                log_start_offset: -1,
+                records: Bytes::new(),
+            };
         };
         match log.read(Offset(offset), max_bytes).await {
-            Ok(r) => FetchResult { error: errors::NONE, high_watermark: r.high_watermark.0, log_start_offset: r.log_start_offset.0, records: r.records },
+            Ok(r) => FetchResult {
+                error: errors::NONE,
+                high_watermark: r.high_watermark.0,
+                log_start_offset: r.log_start_offset.0,
+                records: r.records,
+            },
             Err(e) => FetchResult {
                 error: log_error_code(&e),
                 high_watermark: log.high_watermark().0,
@@ -296,13 +485,30 @@ impl ShardContext {
     }
 
     /// ListOffsets semantics: -1 latest, -2 earliest, -3 max timestamp, else by timestamp.
-    pub async fn local_offsets(&self, topic: &str, partition: i32, timestamp: i64) -> OffsetsResult {
+    pub async fn local_offsets(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> OffsetsResult {
         let Some(log) = self.log(topic, partition) else {
-            return OffsetsResult { error: errors::UNKNOWN_TOPIC_OR_PARTITION, offset: -1, timestamp: -1, leader_epoch: -1, log_end_offset: -1 };
+            return OffsetsResult {
+                error: errors::UNKNOWN_TOPIC_OR_PARTITION,
+                offset: -1,
+                timestamp: -1,
+                leader_epoch: -1,
+                log_end_offset: -1,
+            };
         };
         let epoch = log.leader_epoch().0;
         let leo = log.high_watermark().0;
-        let ok = |offset: i64, ts: i64| OffsetsResult { error: errors::NONE, offset, timestamp: ts, leader_epoch: epoch, log_end_offset: leo };
+        let ok = |offset: i64, ts: i64| OffsetsResult {
+            error: errors::NONE,
+            offset,
+            timestamp: ts,
+            leader_epoch: epoch,
+            log_end_offset: leo,
+        };
         match timestamp {
             -1 => ok(leo, -1),
             -2 => ok(log.log_start_offset().0, -1),
@@ -314,7 +520,13 @@ impl ShardContext {
             ts => match log.offset_for_timestamp(ts).await {
                 Ok(Some((o, t))) => ok(o.0, t),
                 Ok(None) => ok(-1, -1),
-                Err(e) => OffsetsResult { error: log_error_code(&e), offset: -1, timestamp: -1, leader_epoch: epoch, log_end_offset: leo },
+                Err(e) => OffsetsResult {
+                    error: log_error_code(&e),
+                    offset: -1,
+                    timestamp: -1,
+                    leader_epoch: epoch,
+                    log_end_offset: leo,
+                },
             },
         }
     }
@@ -351,12 +563,26 @@ impl ShardContext {
                     continue;
                 }
                 let dir = self.config.server.data_dir.join(format!("{name}-{p}"));
-                match Log::open(GlommioDisk, self.clock.clone(), dir, cfg.clone(), LeaderEpoch(0)).await {
+                match Log::open(
+                    GlommioDisk,
+                    self.clock.clone(),
+                    dir,
+                    cfg.clone(),
+                    LeaderEpoch(0),
+                )
+                .await
+                {
                     Ok(log) => {
                         glommio::spawn_local(log.clone().run_flusher()).detach();
-                        self.partitions.borrow_mut().entry(name.clone()).or_default().insert(p, log);
+                        self.partitions
+                            .borrow_mut()
+                            .entry(name.clone())
+                            .or_default()
+                            .insert(p, log);
                     }
-                    Err(e) => warn!(shard = self.id, topic = %name, partition = p, error = %e, "cannot open partition"),
+                    Err(e) => {
+                        warn!(shard = self.id, topic = %name, partition = p, error = %e, "cannot open partition")
+                    }
                 }
             }
         }
@@ -366,19 +592,40 @@ impl ShardContext {
 
     pub async fn handle_msg(self: Rc<Self>, msg: ShardMsg) {
         match msg {
-            ShardMsg::Produce { topic, partition, records, acks, reply } => {
+            ShardMsg::Produce {
+                topic,
+                partition,
+                records,
+                acks,
+                reply,
+            } => {
                 let r = self.local_produce(&topic, partition, records, acks).await;
                 let _ = reply.send(r);
             }
-            ShardMsg::Fetch { topic, partition, offset, max_bytes, reply } => {
+            ShardMsg::Fetch {
+                topic,
+                partition,
+                offset,
+                max_bytes,
+                reply,
+            } => {
                 let r = self.local_fetch(&topic, partition, offset, max_bytes).await;
                 let _ = reply.send(r);
             }
-            ShardMsg::WaitForData { parts, timeout, reply } => {
+            ShardMsg::WaitForData {
+                parts,
+                timeout,
+                reply,
+            } => {
                 self.local_wait(parts, timeout).await;
                 let _ = reply.send(());
             }
-            ShardMsg::Offsets { topic, partition, timestamp, reply } => {
+            ShardMsg::Offsets {
+                topic,
+                partition,
+                timestamp,
+                reply,
+            } => {
                 let r = self.local_offsets(&topic, partition, timestamp).await;
                 let _ = reply.send(r);
             }
@@ -399,7 +646,8 @@ impl ShardContext {
 
     /// Periodic work on this shard: interval fsyncs and retention.
     pub async fn housekeeping(self: Rc<Self>) {
-        let retention_every = Duration::from_millis(self.config.server.retention_check_interval_ms.max(1000));
+        let retention_every =
+            Duration::from_millis(self.config.server.retention_check_interval_ms.max(1000));
         let mut last_retention = Instant::now();
         while !self.shutting_down.get() {
             glommio::timer::sleep(Duration::from_millis(100)).await;
@@ -411,7 +659,9 @@ impl ShardContext {
                 for log in self.local_partitions() {
                     match log.enforce_retention().await {
                         Ok(0) => {}
-                        Ok(n) => info!(shard = self.id, dir = %log.dir().display(), removed = n, "retention"),
+                        Ok(n) => {
+                            info!(shard = self.id, dir = %log.dir().display(), removed = n, "retention")
+                        }
                         Err(e) => warn!(shard = self.id, error = %e, "retention failed"),
                     }
                 }

@@ -89,7 +89,10 @@ impl<'a> BatchView<'a> {
     /// whose CRCs were checked on the way in; recovery calls [`BatchView::verify_crc`]).
     pub fn parse_header(buf: &'a [u8]) -> Result<BatchView<'a>, BatchError> {
         if buf.len() < MAGIC_AT + 1 {
-            return Err(BatchError::Truncated { need: MAGIC_AT + 1, have: buf.len() });
+            return Err(BatchError::Truncated {
+                need: MAGIC_AT + 1,
+                have: buf.len(),
+            });
         }
         let magic = buf[MAGIC_AT] as i8;
         if magic != 2 {
@@ -100,23 +103,38 @@ impl<'a> BatchView<'a> {
             None => unreachable!("checked above"),
         };
         if buf.len() < total {
-            return Err(BatchError::Truncated { need: total, have: buf.len() });
+            return Err(BatchError::Truncated {
+                need: total,
+                have: buf.len(),
+            });
         }
-        let view = BatchView { bytes: &buf[..total] };
+        let view = BatchView {
+            bytes: &buf[..total],
+        };
         if view.records_count() < 0 {
-            return Err(BatchError::BadHeader { reason: "negative records_count" });
+            return Err(BatchError::BadHeader {
+                reason: "negative records_count",
+            });
         }
         if view.last_offset_delta() < 0 {
-            return Err(BatchError::BadHeader { reason: "negative last_offset_delta" });
+            return Err(BatchError::BadHeader {
+                reason: "negative last_offset_delta",
+            });
         }
         if !view.is_control() && view.records_count() == 0 {
-            return Err(BatchError::BadHeader { reason: "empty batch" });
+            return Err(BatchError::BadHeader {
+                reason: "empty batch",
+            });
         }
         if (view.records_count() as i64) > (view.last_offset_delta() as i64 + 1) {
-            return Err(BatchError::BadHeader { reason: "records_count exceeds last_offset_delta + 1" });
+            return Err(BatchError::BadHeader {
+                reason: "records_count exceeds last_offset_delta + 1",
+            });
         }
         if view.compression() > 4 {
-            return Err(BatchError::BadHeader { reason: "unknown compression codec" });
+            return Err(BatchError::BadHeader {
+                reason: "unknown compression codec",
+            });
         }
         Ok(view)
     }
@@ -140,24 +158,36 @@ impl<'a> BatchView<'a> {
         let mut rest = &self.bytes[HEADER_BYTES..];
         let mut seen: i64 = 0;
         while !rest.is_empty() {
-            let (len, used) = read_varint(rest).ok_or(BatchError::BadRecords { reason: "bad record length varint" })?;
+            let (len, used) = read_varint(rest).ok_or(BatchError::BadRecords {
+                reason: "bad record length varint",
+            })?;
             if len < 0 {
-                return Err(BatchError::BadRecords { reason: "negative record length" });
+                return Err(BatchError::BadRecords {
+                    reason: "negative record length",
+                });
             }
             let end = used
                 .checked_add(len as usize)
-                .ok_or(BatchError::BadRecords { reason: "record length overflow" })?;
+                .ok_or(BatchError::BadRecords {
+                    reason: "record length overflow",
+                })?;
             if end > rest.len() {
-                return Err(BatchError::BadRecords { reason: "record runs past the batch end" });
+                return Err(BatchError::BadRecords {
+                    reason: "record runs past the batch end",
+                });
             }
             rest = &rest[end..];
             seen += 1;
             if seen > self.records_count() as i64 {
-                return Err(BatchError::BadRecords { reason: "more records than records_count" });
+                return Err(BatchError::BadRecords {
+                    reason: "more records than records_count",
+                });
             }
         }
         if seen != self.records_count() as i64 {
-            return Err(BatchError::BadRecords { reason: "fewer records than records_count" });
+            return Err(BatchError::BadRecords {
+                reason: "fewer records than records_count",
+            });
         }
         Ok(())
     }
@@ -303,7 +333,13 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     pub fn new(base_timestamp: i64) -> Self {
-        BatchBuilder { producer_id: -1, producer_epoch: -1, base_sequence: -1, base_timestamp, ..Default::default() }
+        BatchBuilder {
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            base_timestamp,
+            ..Default::default()
+        }
     }
 
     pub fn idempotent(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
@@ -314,7 +350,8 @@ impl BatchBuilder {
     }
 
     pub fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, ts_delta: i64) {
-        let mut body = Vec::with_capacity(16 + key.map_or(0, |k| k.len()) + value.map_or(0, |v| v.len()));
+        let mut body =
+            Vec::with_capacity(16 + key.map_or(0, |k| k.len()) + value.map_or(0, |v| v.len()));
         body.push(0); // attributes
         write_varint(&mut body, ts_delta);
         write_varint(&mut body, self.count as i64); // offset delta
@@ -351,7 +388,9 @@ impl BatchBuilder {
         assert!(self.count > 0, "a batch needs at least one record");
         let mut b = Vec::with_capacity(HEADER_BYTES + self.records.len());
         b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&((HEADER_BYTES - LOG_OVERHEAD_BYTES + self.records.len()) as i32).to_be_bytes());
+        b.extend_from_slice(
+            &((HEADER_BYTES - LOG_OVERHEAD_BYTES + self.records.len()) as i32).to_be_bytes(),
+        );
         b.extend_from_slice(&(-1i32).to_be_bytes());
         b.push(2);
         b.extend_from_slice(&[0, 0, 0, 0]);
@@ -378,7 +417,11 @@ mod tests {
     fn sample(n: usize) -> Vec<u8> {
         let mut b = BatchBuilder::new(1_700_000_000_000);
         for i in 0..n {
-            b.push(Some(format!("k{i}").as_bytes()), Some(&vec![b'x'; i % 50]), i as i64);
+            b.push(
+                Some(format!("k{i}").as_bytes()),
+                Some(&vec![b'x'; i % 50]),
+                i as i64,
+            );
         }
         b.build()
     }
@@ -398,7 +441,10 @@ mod tests {
         let mut buf = sample(2);
         let last = buf.len() - 1;
         buf[last] ^= 0xff;
-        assert!(matches!(BatchView::parse(&buf), Err(BatchError::CrcMismatch { .. })));
+        assert!(matches!(
+            BatchView::parse(&buf),
+            Err(BatchError::CrcMismatch { .. })
+        ));
     }
 
     #[test]
@@ -425,7 +471,10 @@ mod tests {
     fn old_magic_rejected() {
         let mut buf = sample(1);
         buf[16] = 1;
-        assert_eq!(BatchView::parse(&buf).unwrap_err(), BatchError::UnsupportedMagic { magic: 1 });
+        assert_eq!(
+            BatchView::parse(&buf).unwrap_err(),
+            BatchError::UnsupportedMagic { magic: 1 }
+        );
     }
 
     #[test]
@@ -435,7 +484,10 @@ mod tests {
         buf[57..61].copy_from_slice(&2i32.to_be_bytes());
         let crc = crc32c::crc32c(&buf[21..]);
         buf[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(BatchView::parse(&buf), Err(BatchError::BadRecords { .. })));
+        assert!(matches!(
+            BatchView::parse(&buf),
+            Err(BatchError::BadRecords { .. })
+        ));
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub fn announced_total(buf: &[u8], limit: usize) -> Result<Option<usize>, FrameE
                 return Err(FrameError::BadLength { length });
             }
             if length as usize > limit {
-                return Err(FrameError::TooLarge { length: length as usize, limit });
+                return Err(FrameError::TooLarge {
+                    length: length as usize,
+                    limit,
+                });
             }
             Ok(Some(LENGTH_PREFIX_BYTES + length as usize))
         }
@@ -64,13 +67,19 @@ mod tests {
     #[test]
     fn huge_prefix_rejected_before_allocation() {
         let buf = 0x7fff_ffffi32.to_be_bytes();
-        assert!(matches!(frame_length(&buf, 100 << 20), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            frame_length(&buf, 100 << 20),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn negative_rejected() {
         let buf = (-5i32).to_be_bytes();
-        assert_eq!(frame_length(&buf, 100), Err(FrameError::BadLength { length: -5 }));
+        assert_eq!(
+            frame_length(&buf, 100),
+            Err(FrameError::BadLength { length: -5 })
+        );
     }
 
     proptest! {

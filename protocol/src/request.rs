@@ -17,9 +17,20 @@ pub enum RequestError {
     #[error("unknown api key {api_key}")]
     UnknownApiKey { api_key: i16, correlation_id: i32 },
     #[error("{api:?} v{version} is not supported (supported: v{min}..=v{max})")]
-    UnsupportedVersion { api: ApiKey, version: i16, min: i16, max: i16, correlation_id: i32 },
+    UnsupportedVersion {
+        api: ApiKey,
+        version: i16,
+        min: i16,
+        max: i16,
+        correlation_id: i32,
+    },
     #[error("malformed {api:?} v{version} request: {reason}")]
-    Malformed { api: ApiKey, version: i16, reason: String, correlation_id: i32 },
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+        correlation_id: i32,
+    },
 }
 
 /// A framed request whose header has been parsed; the body is still raw.
@@ -40,8 +51,10 @@ pub fn parse_header(mut frame: Bytes) -> Result<RawRequest, RequestError> {
     let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let api_key = ApiKey::try_from(api_key_raw)
-        .map_err(|_| RequestError::UnknownApiKey { api_key: api_key_raw, correlation_id })?;
+    let api_key = ApiKey::try_from(api_key_raw).map_err(|_| RequestError::UnknownApiKey {
+        api_key: api_key_raw,
+        correlation_id,
+    })?;
     // Versions beyond the schema's range get a header version guess; for ApiVersions the
     // caller must still be able to answer, so fall back to the v1 header for unknown versions.
     let range = api_key.valid_versions();
@@ -60,12 +73,13 @@ pub fn parse_header(mut frame: Bytes) -> Result<RawRequest, RequestError> {
     } else {
         api_key.request_header_version(api_version)
     };
-    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| RequestError::Malformed {
-        api: api_key,
-        version: api_version,
-        reason: e.to_string(),
-        correlation_id,
-    })?;
+    let header =
+        RequestHeader::decode(&mut frame, header_version).map_err(|e| RequestError::Malformed {
+            api: api_key,
+            version: api_version,
+            reason: e.to_string(),
+            correlation_id,
+        })?;
     Ok(RawRequest {
         api_key,
         api_version,
@@ -123,15 +137,27 @@ pub fn encode_response<T: Encodable>(
     correlation_id: i32,
     body: &T,
 ) -> Result<Bytes, EncodeError> {
-    let err = |e: anyhow_like::AnyErr| EncodeError { api, version, reason: e.0 };
-    let header_version = if api == ApiKey::ApiVersions { 0 } else { api.response_header_version(version) };
+    let err = |e: anyhow_like::AnyErr| EncodeError {
+        api,
+        version,
+        reason: e.0,
+    };
+    let header_version = if api == ApiKey::ApiVersions {
+        0
+    } else {
+        api.response_header_version(version)
+    };
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    let header_size = header.compute_size(header_version).map_err(|e| err(e.into()))?;
+    let header_size = header
+        .compute_size(header_version)
+        .map_err(|e| err(e.into()))?;
     let body_size = body.compute_size(version).map_err(|e| err(e.into()))?;
     let mut out = BytesMut::with_capacity(4 + header_size + body_size);
     out.put_i32((header_size + body_size) as i32);
-    header.encode(&mut out, header_version).map_err(|e| err(e.into()))?;
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| err(e.into()))?;
     body.encode(&mut out, version).map_err(|e| err(e.into()))?;
     Ok(out.freeze())
 }
@@ -144,26 +170,48 @@ pub fn encode_request<T: Encodable>(
     client_id: &str,
     body: &T,
 ) -> Result<Bytes, EncodeError> {
-    let err = |e: anyhow_like::AnyErr| EncodeError { api, version, reason: e.0 };
+    let err = |e: anyhow_like::AnyErr| EncodeError {
+        api,
+        version,
+        reason: e.0,
+    };
     let header_version = api.request_header_version(version);
     let mut header = RequestHeader::default();
     header.request_api_key = api as i16;
     header.request_api_version = version;
     header.correlation_id = correlation_id;
-    header.client_id = Some(kafka_protocol::protocol::StrBytes::from_string(client_id.to_string()));
-    let header_size = header.compute_size(header_version).map_err(|e| err(e.into()))?;
+    header.client_id = Some(kafka_protocol::protocol::StrBytes::from_string(
+        client_id.to_string(),
+    ));
+    let header_size = header
+        .compute_size(header_version)
+        .map_err(|e| err(e.into()))?;
     let body_size = body.compute_size(version).map_err(|e| err(e.into()))?;
     let mut out = BytesMut::with_capacity(4 + header_size + body_size);
     out.put_i32((header_size + body_size) as i32);
-    header.encode(&mut out, header_version).map_err(|e| err(e.into()))?;
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| err(e.into()))?;
     body.encode(&mut out, version).map_err(|e| err(e.into()))?;
     Ok(out.freeze())
 }
 
 /// Decodes a response frame body (length prefix removed) for Sluice's own clients.
-pub fn decode_response<T: Decodable>(api: ApiKey, version: i16, mut frame: Bytes) -> Result<(i32, T), EncodeError> {
-    let err = |e: anyhow_like::AnyErr| EncodeError { api, version, reason: e.0 };
-    let header_version = if api == ApiKey::ApiVersions { 0 } else { api.response_header_version(version) };
+pub fn decode_response<T: Decodable>(
+    api: ApiKey,
+    version: i16,
+    mut frame: Bytes,
+) -> Result<(i32, T), EncodeError> {
+    let err = |e: anyhow_like::AnyErr| EncodeError {
+        api,
+        version,
+        reason: e.0,
+    };
+    let header_version = if api == ApiKey::ApiVersions {
+        0
+    } else {
+        api.response_header_version(version)
+    };
     let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| err(e.into()))?;
     let body = T::decode(&mut frame, version).map_err(|e| err(e.into()))?;
     Ok((header.correlation_id, body))
@@ -187,7 +235,11 @@ mod tests {
 
     #[test]
     fn header_roundtrip_flexible_and_not() {
-        for (api, v) in [(ApiKey::Metadata, 1), (ApiKey::Metadata, 12), (ApiKey::ApiVersions, 3)] {
+        for (api, v) in [
+            (ApiKey::Metadata, 1),
+            (ApiKey::Metadata, 12),
+            (ApiKey::ApiVersions, 3),
+        ] {
             let frame = if api == ApiKey::Metadata {
                 encode_request(api, v, 77, "cid", &MetadataRequest::default()).unwrap()
             } else {
@@ -205,7 +257,9 @@ mod tests {
     fn unknown_key_reports_correlation() {
         let frame = Bytes::from_static(&[0x7f, 0x00, 0, 1, 0, 0, 0, 9, 0, 0]);
         match parse_header(frame) {
-            Err(RequestError::UnknownApiKey { correlation_id: 9, .. }) => {}
+            Err(RequestError::UnknownApiKey {
+                correlation_id: 9, ..
+            }) => {}
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -27,7 +27,10 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<EpochEntry>> {
         let mut parts = lines.next()?.split_whitespace();
         let epoch = parts.next()?.parse().ok()?;
         let start_offset = parts.next()?.parse().ok()?;
-        out.push(EpochEntry { epoch, start_offset });
+        out.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
     }
     Some(out)
 }
@@ -37,7 +40,16 @@ mod tests {
     use super::*;
     #[test]
     fn roundtrip() {
-        let e = vec![EpochEntry { epoch: 0, start_offset: 0 }, EpochEntry { epoch: 3, start_offset: 99 }];
+        let e = vec![
+            EpochEntry {
+                epoch: 0,
+                start_offset: 0,
+            },
+            EpochEntry {
+                epoch: 3,
+                start_offset: 99,
+            },
+        ];
         assert_eq!(decode(&encode(&e)), Some(e));
         assert_eq!(decode(b"1\n0\n"), None);
     }

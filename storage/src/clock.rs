@@ -28,7 +28,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(now_ms: i64) -> Self {
-        ManualClock { now_ms: Cell::new(now_ms) }
+        ManualClock {
+            now_ms: Cell::new(now_ms),
+        }
     }
     pub fn advance_ms(&self, by_ms: i64) {
         self.now_ms.set(self.now_ms.get() + by_ms);

@@ -75,7 +75,12 @@ impl SegmentFile for StdFile {
 impl Disk for StdDisk {
     type File = StdFile;
     async fn open(&self, path: &Path, create: bool) -> io::Result<StdFile> {
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(create).truncate(false).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)?;
         Ok(StdFile { file })
     }
     async fn remove(&self, path: &Path) -> io::Result<()> {
@@ -121,7 +126,9 @@ pub fn write_file_atomic_std(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!(
         "{}tmp",
-        path.extension().map(|e| format!("{}.", e.to_string_lossy())).unwrap_or_default()
+        path.extension()
+            .map(|e| format!("{}.", e.to_string_lossy()))
+            .unwrap_or_default()
     ));
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -203,7 +210,11 @@ impl MemDisk {
     }
 
     pub fn file_len(&self, path: &Path) -> Option<usize> {
-        self.state.borrow().files.get(path).map(|f| f.borrow().data.len())
+        self.state
+            .borrow()
+            .files
+            .get(path)
+            .map(|f| f.borrow().data.len())
     }
 
     pub fn paths(&self) -> Vec<PathBuf> {
@@ -263,9 +274,17 @@ impl Disk for MemDisk {
                 st.files.insert(path.to_path_buf(), d.clone());
                 d
             }
-            None => return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}", path.display()))),
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{}", path.display()),
+                ))
+            }
         };
-        Ok(MemFile { data, faults: self.faults.clone() })
+        Ok(MemFile {
+            data,
+            faults: self.faults.clone(),
+        })
     }
     async fn remove(&self, path: &Path) -> io::Result<()> {
         self.state.borrow_mut().files.remove(path);
@@ -279,7 +298,12 @@ impl Disk for MemDisk {
             .filter(|p| p.parent() == Some(dir))
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect();
-        out.extend(st.dirs.iter().filter(|p| p.parent() == Some(dir)).filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())));
+        out.extend(
+            st.dirs
+                .iter()
+                .filter(|p| p.parent() == Some(dir))
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+        );
         out.sort();
         Ok(out)
     }
@@ -297,12 +321,20 @@ impl Disk for MemDisk {
         if self.faults.fail_write.get() {
             return Err(io::Error::other("injected write failure"));
         }
-        let d = Rc::new(RefCell::new(MemFileData { data: data.clone(), durable: data }));
+        let d = Rc::new(RefCell::new(MemFileData {
+            data: data.clone(),
+            durable: data,
+        }));
         self.state.borrow_mut().files.insert(path.to_path_buf(), d);
         Ok(())
     }
     async fn read_file(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.state.borrow().files.get(path).map(|f| f.borrow().data.clone()))
+        Ok(self
+            .state
+            .borrow()
+            .files
+            .get(path)
+            .map(|f| f.borrow().data.clone()))
     }
     fn exists(&self, path: &Path) -> bool {
         self.state.borrow().files.contains_key(path)

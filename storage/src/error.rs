@@ -11,9 +11,17 @@ pub enum LogError {
     #[error("record batch of {size} bytes exceeds max.message.bytes {limit}")]
     TooLarge { size: usize, limit: usize },
     #[error("out of order sequence: producer {producer_id} expected {expected}, got {got}")]
-    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
     #[error("producer {producer_id} epoch {got} is older than current epoch {current}")]
-    InvalidProducerEpoch { producer_id: i64, got: i16, current: i16 },
+    InvalidProducerEpoch {
+        producer_id: i64,
+        got: i16,
+        current: i16,
+    },
     #[error("transactional batches are not supported")]
     TransactionsUnsupported,
     #[error("offset {offset} is out of range [{start}, {end}]")]

@@ -13,7 +13,10 @@ pub struct OffsetIndex {
 impl OffsetIndex {
     pub fn push(&mut self, relative_offset: u32, position: u32) {
         if let Some(&(last_off, last_pos)) = self.entries.last() {
-            assert!(relative_offset > last_off && position > last_pos, "index entries must increase");
+            assert!(
+                relative_offset > last_off && position > last_pos,
+                "index entries must increase"
+            );
         }
         self.entries.push((relative_offset, position));
     }
@@ -150,7 +153,10 @@ mod tests {
         idx.push(5, 900);
         let bytes = idx.encode();
         assert!(OffsetIndex::decode(&bytes[..7], 10_000).is_none());
-        assert!(OffsetIndex::decode(&bytes, 500).is_none(), "points past the end of the log");
+        assert!(
+            OffsetIndex::decode(&bytes, 500).is_none(),
+            "points past the end of the log"
+        );
     }
 
     #[test]

@@ -145,7 +145,9 @@ pub struct PartitionLog<D: Disk> {
 
 impl<D: Disk> std::fmt::Debug for PartitionLog<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionLog").field("dir", &self.dir).finish()
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -165,16 +167,24 @@ impl<D: Disk> PartitionLog<D> {
             disk.remove(&clean_marker).await?;
         }
         let names = disk.list_dir(&dir).await?;
-        let mut bases: Vec<i64> = names.iter().filter_map(|n| segment::parse_base(n, "log")).collect();
+        let mut bases: Vec<i64> = names
+            .iter()
+            .filter_map(|n| segment::parse_base(n, "log"))
+            .collect();
         bases.sort_unstable();
-        let mut snapshots: Vec<i64> = names.iter().filter_map(|n| segment::parse_base(n, "snapshot")).collect();
+        let mut snapshots: Vec<i64> = names
+            .iter()
+            .filter_map(|n| segment::parse_base(n, "snapshot"))
+            .collect();
         snapshots.sort_unstable();
 
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
             let file = Rc::new(disk.open(&segment::path(&dir, 0, "log"), true).await?);
-            disk.write_file_atomic(&segment::path(&dir, 0, "index"), Vec::new()).await?;
-            disk.write_file_atomic(&segment::path(&dir, 0, "timeindex"), Vec::new()).await?;
+            disk.write_file_atomic(&segment::path(&dir, 0, "index"), Vec::new())
+                .await?;
+            disk.write_file_atomic(&segment::path(&dir, 0, "timeindex"), Vec::new())
+                .await?;
             segments.insert(0, Segment::new(0, file));
         }
         let cfg = config.clone();
@@ -194,18 +204,27 @@ impl<D: Disk> PartitionLog<D> {
             }
         }
         let log_start_offset = *segments.keys().next().expect("at least one segment");
-        let next_offset = segments.values().next_back().map(|s| s.next_offset).expect("at least one segment");
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map(|s| s.next_offset)
+            .expect("at least one segment");
 
         let mut producers = ProducerStateTable::default();
         let mut replay_from = log_start_offset;
         if let Some(&snap) = snapshots.iter().rev().find(|&&s| s <= next_offset) {
-            if let Some(bytes) = disk.read_file(&segment::path(&dir, snap, "snapshot")).await? {
+            if let Some(bytes) = disk
+                .read_file(&segment::path(&dir, snap, "snapshot"))
+                .await?
+            {
                 match ProducerStateTable::decode(&bytes) {
                     Some(t) => {
                         producers = t;
                         replay_from = snap.max(log_start_offset);
                     }
-                    None => warn!(dir = %dir.display(), snap, "producer snapshot damaged; rebuilding from the log"),
+                    None => {
+                        warn!(dir = %dir.display(), snap, "producer snapshot damaged; rebuilding from the log")
+                    }
                 }
             }
         }
@@ -213,11 +232,19 @@ impl<D: Disk> PartitionLog<D> {
         producers.prune_from(next_offset);
 
         let epoch_path = dir.join(EPOCH_CHECKPOINT_FILE);
-        let epochs = disk.read_file(&epoch_path).await?.and_then(|b| checkpoint::decode(&b)).unwrap_or_default();
+        let epochs = disk
+            .read_file(&epoch_path)
+            .await?
+            .and_then(|b| checkpoint::decode(&b))
+            .unwrap_or_default();
         if !epochs.iter().any(|e| e.epoch == leader_epoch.0) {
             let mut epochs = epochs;
-            epochs.push(EpochEntry { epoch: leader_epoch.0, start_offset: next_offset });
-            disk.write_file_atomic(&epoch_path, checkpoint::encode(&epochs)).await?;
+            epochs.push(EpochEntry {
+                epoch: leader_epoch.0,
+                start_offset: next_offset,
+            });
+            disk.write_file_atomic(&epoch_path, checkpoint::encode(&epochs))
+                .await?;
         }
 
         let now = clock.now_ms();
@@ -294,7 +321,10 @@ impl<D: Disk> PartitionLog<D> {
     pub async fn wait_for_space(&self) {
         loop {
             let max = self.config.borrow().pending_bytes_max;
-            if self.state.borrow().pending.len() < max || self.poisoned.borrow().is_some() || self.closed.get() {
+            if self.state.borrow().pending.len() < max
+                || self.poisoned.borrow().is_some()
+                || self.closed.get()
+            {
                 return;
             }
             self.space_signal.wait().await;
@@ -312,11 +342,16 @@ impl<D: Disk> PartitionLog<D> {
         }
         let config = self.config.borrow();
         if bytes.len() > config.max_message_bytes {
-            return Err(LogError::TooLarge { size: bytes.len(), limit: config.max_message_bytes });
+            return Err(LogError::TooLarge {
+                size: bytes.len(),
+                limit: config.max_message_bytes,
+            });
         }
         let view = BatchView::parse(bytes)?;
         if view.total_len() != bytes.len() {
-            return Err(LogError::Batch(batch::BatchError::BadHeader { reason: "trailing bytes after batch" }));
+            return Err(LogError::Batch(batch::BatchError::BadHeader {
+                reason: "trailing bytes after batch",
+            }));
         }
         if view.is_transactional() || view.is_control() {
             return Err(LogError::TransactionsUnsupported);
@@ -325,7 +360,12 @@ impl<D: Disk> PartitionLog<D> {
         let mut st = self.state.borrow_mut();
         let pid = view.producer_id();
         if pid.is_idempotent() {
-            let check = st.producers.check(pid.0, view.producer_epoch().0, view.base_sequence(), view.last_sequence())?;
+            let check = st.producers.check(
+                pid.0,
+                view.producer_epoch().0,
+                view.base_sequence(),
+                view.last_sequence(),
+            )?;
             if let SequenceCheck::Duplicate(meta) = check {
                 let done = self.waiter_for(&mut st, meta.last_offset, durable, acks);
                 return Ok(AppendOutcome {
@@ -352,10 +392,21 @@ impl<D: Disk> PartitionLog<D> {
             max_timestamp = log_append_time_ms;
             batch::set_log_append_time(stored, log_append_time_ms);
         }
-        st.pending_batches.push(PendingBatch { base_offset: base, last_offset: last, max_timestamp, position, len: bytes.len() });
+        st.pending_batches.push(PendingBatch {
+            base_offset: base,
+            last_offset: last,
+            max_timestamp,
+            position,
+            len: bytes.len(),
+        });
         st.next_offset = last + 1;
         if pid.is_idempotent() {
-            let meta = BatchMeta { first_seq: view.base_sequence(), last_seq: view.last_sequence(), base_offset: base, last_offset: last };
+            let meta = BatchMeta {
+                first_seq: view.base_sequence(),
+                last_seq: view.last_sequence(),
+                base_offset: base,
+                last_offset: last,
+            };
             st.producers.record(pid.0, view.producer_epoch().0, meta);
         }
         let done = self.waiter_for(&mut st, last, durable, acks);
@@ -382,12 +433,20 @@ impl<D: Disk> PartitionLog<D> {
         if acks == Acks::None {
             return None;
         }
-        let reached = if durable { st.durable_offset } else { st.high_watermark };
+        let reached = if durable {
+            st.durable_offset
+        } else {
+            st.high_watermark
+        };
         if last_offset < reached {
             return None;
         }
         let (tx, rx) = oneshot::channel();
-        st.waiters.push(Waiter { last_offset, durable, tx });
+        st.waiters.push(Waiter {
+            last_offset,
+            durable,
+            tx,
+        });
         Some(rx)
     }
 
@@ -432,7 +491,10 @@ impl<D: Disk> PartitionLog<D> {
                 return Ok(());
             }
             let cap = st.pending.capacity();
-            (std::mem::replace(&mut st.pending, Vec::with_capacity(cap.min(1 << 20))), std::mem::take(&mut st.pending_batches))
+            (
+                std::mem::replace(&mut st.pending, Vec::with_capacity(cap.min(1 << 20))),
+                std::mem::take(&mut st.pending_batches),
+            )
         };
         self.flushing.set(true);
         let result = self.write_batches(buf, batches).await;
@@ -441,7 +503,11 @@ impl<D: Disk> PartitionLog<D> {
         result
     }
 
-    async fn write_batches(&self, buf: Vec<u8>, batches: Vec<PendingBatch>) -> Result<(), LogError> {
+    async fn write_batches(
+        &self,
+        buf: Vec<u8>,
+        batches: Vec<PendingBatch>,
+    ) -> Result<(), LogError> {
         let config = self.config.borrow().clone();
         let now = self.clock.now_ms();
         let first = batches.first().expect("non-empty").base_offset;
@@ -451,7 +517,9 @@ impl<D: Disk> PartitionLog<D> {
             let active = st.segments.values().next_back().expect("active segment");
             active.size > 0
                 && (active.size + buf.len() as u64 > config.segment_bytes
-                    || active.first_append_ms.is_some_and(|t| now - t >= config.segment_ms)
+                    || active
+                        .first_append_ms
+                        .is_some_and(|t| now - t >= config.segment_ms)
                     || last - active.base > i32::MAX as i64)
         };
         if needs_roll {
@@ -470,11 +538,24 @@ impl<D: Disk> PartitionLog<D> {
         }
         {
             let mut st = self.state.borrow_mut();
-            let active = st.segments.values_mut().next_back().expect("active segment");
-            assert_eq!(active.size, position, "only the flusher writes the active segment");
+            let active = st
+                .segments
+                .values_mut()
+                .next_back()
+                .expect("active segment");
+            assert_eq!(
+                active.size, position,
+                "only the flusher writes the active segment"
+            );
             active.first_append_ms.get_or_insert(now);
             for b in &batches {
-                active.on_batch(position + b.position as u64, b.last_offset, b.max_timestamp, b.len as u64, config.index_interval_bytes);
+                active.on_batch(
+                    position + b.position as u64,
+                    b.last_offset,
+                    b.max_timestamp,
+                    b.len as u64,
+                    config.index_interval_bytes,
+                );
             }
             active.size = position + len;
             st.high_watermark = last + 1;
@@ -490,7 +571,15 @@ impl<D: Disk> PartitionLog<D> {
     async fn sync_active(&self) -> Result<(), LogError> {
         let (file, upto) = {
             let st = self.state.borrow();
-            (st.segments.values().next_back().expect("active").file.clone(), st.high_watermark)
+            (
+                st.segments
+                    .values()
+                    .next_back()
+                    .expect("active")
+                    .file
+                    .clone(),
+                st.high_watermark,
+            )
         };
         if let Err(e) = file.sync().await {
             return Err(self.poison(format!("fsync failed: {e}")));
@@ -511,7 +600,8 @@ impl<D: Disk> PartitionLog<D> {
             let st = self.state.borrow();
             match self.config.borrow().flush {
                 FlushPolicy::IntervalMs(ms) => {
-                    st.durable_offset < st.high_watermark && self.clock.now_ms() - st.last_sync_ms >= ms as i64
+                    st.durable_offset < st.high_watermark
+                        && self.clock.now_ms() - st.last_sync_ms >= ms as i64
                 }
                 _ => false,
             }
@@ -528,14 +618,31 @@ impl<D: Disk> PartitionLog<D> {
         let (old_file, old_base, index, time_index) = {
             let st = self.state.borrow();
             let a = st.segments.values().next_back().expect("active");
-            (a.file.clone(), a.base, a.index.encode(), a.time_index.encode())
+            (
+                a.file.clone(),
+                a.base,
+                a.index.encode(),
+                a.time_index.encode(),
+            )
         };
         old_file.sync().await?;
-        self.disk.write_file_atomic(&segment::path(&self.dir, old_base, "index"), index).await?;
-        self.disk.write_file_atomic(&segment::path(&self.dir, old_base, "timeindex"), time_index).await?;
-        let file = Rc::new(self.disk.open(&segment::path(&self.dir, base, "log"), true).await?);
-        self.disk.write_file_atomic(&segment::path(&self.dir, base, "index"), Vec::new()).await?;
-        self.disk.write_file_atomic(&segment::path(&self.dir, base, "timeindex"), Vec::new()).await?;
+        self.disk
+            .write_file_atomic(&segment::path(&self.dir, old_base, "index"), index)
+            .await?;
+        self.disk
+            .write_file_atomic(&segment::path(&self.dir, old_base, "timeindex"), time_index)
+            .await?;
+        let file = Rc::new(
+            self.disk
+                .open(&segment::path(&self.dir, base, "log"), true)
+                .await?,
+        );
+        self.disk
+            .write_file_atomic(&segment::path(&self.dir, base, "index"), Vec::new())
+            .await?;
+        self.disk
+            .write_file_atomic(&segment::path(&self.dir, base, "timeindex"), Vec::new())
+            .await?;
         {
             let mut st = self.state.borrow_mut();
             st.durable_offset = st.durable_offset.max(base);
@@ -553,13 +660,20 @@ impl<D: Disk> PartitionLog<D> {
             table.prune_from(at);
             table.encode()
         };
-        self.disk.write_file_atomic(&segment::path(&self.dir, at, "snapshot"), body).await?;
+        self.disk
+            .write_file_atomic(&segment::path(&self.dir, at, "snapshot"), body)
+            .await?;
         let names = self.disk.list_dir(&self.dir).await?;
-        let mut snaps: Vec<i64> = names.iter().filter_map(|n| segment::parse_base(n, "snapshot")).collect();
+        let mut snaps: Vec<i64> = names
+            .iter()
+            .filter_map(|n| segment::parse_base(n, "snapshot"))
+            .collect();
         snaps.sort_unstable();
         while snaps.len() > SNAPSHOTS_KEPT_MAX {
             let s = snaps.remove(0);
-            self.disk.remove(&segment::path(&self.dir, s, "snapshot")).await?;
+            self.disk
+                .remove(&segment::path(&self.dir, s, "snapshot"))
+                .await?;
         }
         Ok(())
     }
@@ -592,27 +706,54 @@ impl<D: Disk> PartitionLog<D> {
                 let st = self.state.borrow();
                 let (hw, log_start) = (st.high_watermark, st.log_start_offset);
                 if target < log_start || target > hw {
-                    return Err(LogError::OffsetOutOfRange { offset: target, start: log_start, end: hw });
+                    return Err(LogError::OffsetOutOfRange {
+                        offset: target,
+                        start: log_start,
+                        end: hw,
+                    });
                 }
                 if target == hw {
-                    return Ok(ReadOutcome { records: Bytes::new(), high_watermark: Offset(hw), log_start_offset: Offset(log_start) });
+                    return Ok(ReadOutcome {
+                        records: Bytes::new(),
+                        high_watermark: Offset(hw),
+                        log_start_offset: Offset(log_start),
+                    });
                 }
                 let Some((_, seg)) = st.segments.range(..=target).next_back() else {
-                    return Err(LogError::OffsetOutOfRange { offset: target, start: log_start, end: hw });
+                    return Err(LogError::OffsetOutOfRange {
+                        offset: target,
+                        start: log_start,
+                        end: hw,
+                    });
                 };
                 let next_base = st.segments.range(target + 1..).next().map(|(b, _)| *b);
-                (seg.file.clone(), seg.index.lookup(seg.relative(target)) as u64, seg.size, next_base, hw, log_start)
+                (
+                    seg.file.clone(),
+                    seg.index.lookup(seg.relative(target)) as u64,
+                    seg.size,
+                    next_base,
+                    hw,
+                    log_start,
+                )
             };
             let found = read_from(&*file, start_pos, seg_end, target, max_bytes).await?;
             match found {
                 Some(records) => {
-                    return Ok(ReadOutcome { records, high_watermark: Offset(hw), log_start_offset: Offset(log_start) });
+                    return Ok(ReadOutcome {
+                        records,
+                        high_watermark: Offset(hw),
+                        log_start_offset: Offset(log_start),
+                    });
                 }
                 None => match seg_next {
                     // Nothing at or after `target` in this segment: continue in the next one.
                     Some(next) => target = next,
                     None => {
-                        return Ok(ReadOutcome { records: Bytes::new(), high_watermark: Offset(hw), log_start_offset: Offset(log_start) })
+                        return Ok(ReadOutcome {
+                            records: Bytes::new(),
+                            high_watermark: Offset(hw),
+                            log_start_offset: Offset(log_start),
+                        })
                     }
                 },
             }
@@ -620,7 +761,10 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// The first offset whose record timestamp is >= `timestamp_ms`, with that timestamp.
-    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(Offset, i64)>, LogError> {
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<(Offset, i64)>, LogError> {
         let candidates: Vec<(Rc<D::File>, u64, u64)> = {
             let st = self.state.borrow();
             st.segments
@@ -635,7 +779,9 @@ impl<D: Disk> PartitionLog<D> {
         for (file, from, to) in candidates {
             let mut pos = from;
             while pos < to {
-                let chunk = file.read_at(pos, SCAN_CHUNK_BYTES.min((to - pos) as usize)).await?;
+                let chunk = file
+                    .read_at(pos, SCAN_CHUNK_BYTES.min((to - pos) as usize))
+                    .await?;
                 let mut used = 0usize;
                 for v in batch::iter_batches(&chunk) {
                     let Ok(v) = v else { break };
@@ -646,7 +792,9 @@ impl<D: Disk> PartitionLog<D> {
                 }
                 if used == 0 {
                     // A batch larger than the chunk: read it whole.
-                    let Some(Ok(total)) = batch::peek_total_len(&chunk) else { break };
+                    let Some(Ok(total)) = batch::peek_total_len(&chunk) else {
+                        break;
+                    };
                     let whole = file.read_at(pos, total).await?;
                     if let Ok(v) = BatchView::parse_header(&whole) {
                         if v.max_timestamp() >= timestamp_ms {
@@ -675,8 +823,11 @@ impl<D: Disk> PartitionLog<D> {
                 }
                 let total: u64 = st.segments.values().map(|s| s.size).sum();
                 let oldest = st.segments.values().next().expect("non-empty");
-                let by_time = config.retention_ms >= 0 && oldest.max_timestamp >= 0 && now - oldest.max_timestamp > config.retention_ms;
-                let by_size = config.retention_bytes >= 0 && total.saturating_sub(oldest.size) >= config.retention_bytes as u64;
+                let by_time = config.retention_ms >= 0
+                    && oldest.max_timestamp >= 0
+                    && now - oldest.max_timestamp > config.retention_ms;
+                let by_size = config.retention_bytes >= 0
+                    && total.saturating_sub(oldest.size) >= config.retention_bytes as u64;
                 if !(by_time || by_size) {
                     break;
                 }
@@ -688,7 +839,9 @@ impl<D: Disk> PartitionLog<D> {
                 st.log_start_offset = *st.segments.keys().next().expect("active remains");
             }
             for ext in ["log", "index", "timeindex", "snapshot"] {
-                self.disk.remove(&segment::path(&self.dir, victim, ext)).await?;
+                self.disk
+                    .remove(&segment::path(&self.dir, victim, ext))
+                    .await?;
             }
             info!(dir = %self.dir.display(), base = victim, "retention deleted segment");
             removed += 1;
@@ -713,13 +866,25 @@ impl<D: Disk> PartitionLog<D> {
         let (file, base, index, time_index, next) = {
             let st = self.state.borrow();
             let a = st.segments.values().next_back().expect("active");
-            (a.file.clone(), a.base, a.index.encode(), a.time_index.encode(), st.next_offset)
+            (
+                a.file.clone(),
+                a.base,
+                a.index.encode(),
+                a.time_index.encode(),
+                st.next_offset,
+            )
         };
         file.sync().await?;
-        self.disk.write_file_atomic(&segment::path(&self.dir, base, "index"), index).await?;
-        self.disk.write_file_atomic(&segment::path(&self.dir, base, "timeindex"), time_index).await?;
+        self.disk
+            .write_file_atomic(&segment::path(&self.dir, base, "index"), index)
+            .await?;
+        self.disk
+            .write_file_atomic(&segment::path(&self.dir, base, "timeindex"), time_index)
+            .await?;
         self.write_producer_snapshot(next).await?;
-        self.disk.write_file_atomic(&self.dir.join(CLEAN_SHUTDOWN_FILE), Vec::new()).await?;
+        self.disk
+            .write_file_atomic(&self.dir.join(CLEAN_SHUTDOWN_FILE), Vec::new())
+            .await?;
         self.flush_signal.notify_all();
         Ok(())
     }
@@ -743,7 +908,13 @@ impl<D: Disk> PartitionLog<D> {
 }
 
 /// Finds the batch holding `target` in `[from, end)` and returns whole batches from it.
-async fn read_from<F: SegmentFile>(file: &F, from: u64, end: u64, target: i64, max_bytes: usize) -> Result<Option<Bytes>, LogError> {
+async fn read_from<F: SegmentFile>(
+    file: &F,
+    from: u64,
+    end: u64,
+    target: i64,
+    max_bytes: usize,
+) -> Result<Option<Bytes>, LogError> {
     let mut pos = from;
     while pos < end {
         let want = (max_bytes.max(16 << 10) + (64 << 10)).min((end - pos) as usize);
@@ -817,14 +988,33 @@ fn first_record_at_or_after(v: &BatchView<'_>, ts: i64) -> (Offset, i64) {
     (v.base_offset(), v.max_timestamp())
 }
 
-async fn load_segment<D: Disk>(disk: &D, dir: &Path, base: i64, is_last: bool, clean: bool, cfg: &LogConfig) -> Result<Segment<D::File>, LogError> {
+async fn load_segment<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base: i64,
+    is_last: bool,
+    clean: bool,
+    cfg: &LogConfig,
+) -> Result<Segment<D::File>, LogError> {
     let file = Rc::new(disk.open(&segment::path(dir, base, "log"), false).await?);
     let size = file.size().await?;
     let mut seg = Segment::new(base, file);
     seg.size = size;
-    let index = disk.read_file(&segment::path(dir, base, "index")).await?.and_then(|b| OffsetIndex::decode(&b, size.max(1)));
-    let time_index = disk.read_file(&segment::path(dir, base, "timeindex")).await?.and_then(|b| TimeIndex::decode(&b));
-    let must_scan = (is_last && !clean) || index.is_none() || time_index.is_none() || (size > 0 && time_index.as_ref().is_some_and(|t| t.last_timestamp().is_none()));
+    let index = disk
+        .read_file(&segment::path(dir, base, "index"))
+        .await?
+        .and_then(|b| OffsetIndex::decode(&b, size.max(1)));
+    let time_index = disk
+        .read_file(&segment::path(dir, base, "timeindex"))
+        .await?
+        .and_then(|b| TimeIndex::decode(&b));
+    let must_scan = (is_last && !clean)
+        || index.is_none()
+        || time_index.is_none()
+        || (size > 0
+            && time_index
+                .as_ref()
+                .is_some_and(|t| t.last_timestamp().is_none()));
     if !must_scan {
         let (index, time_index) = (index.expect("checked"), time_index.expect("checked"));
         let tail_from = index.lookup(u32::MAX) as u64;
@@ -848,7 +1038,13 @@ async fn load_segment<D: Disk>(disk: &D, dir: &Path, base: i64, is_last: bool, c
     let verify = is_last && !clean;
     let mut rebuilt = Segment::new(base, seg.file.clone());
     let valid_end = scan(&*seg.file, 0, size, verify, |v, pos| {
-        rebuilt.on_batch(pos, v.last_offset().0, v.max_timestamp(), v.total_len() as u64, cfg.index_interval_bytes);
+        rebuilt.on_batch(
+            pos,
+            v.last_offset().0,
+            v.max_timestamp(),
+            v.total_len() as u64,
+            cfg.index_interval_bytes,
+        );
     })
     .await?;
     rebuilt.size = valid_end;
@@ -860,34 +1056,61 @@ async fn load_segment<D: Disk>(disk: &D, dir: &Path, base: i64, is_last: bool, c
         info!(dir = %dir.display(), base, size, "recovery validated the active segment");
     }
     if !is_last || index.is_none() {
-        disk.write_file_atomic(&segment::path(dir, base, "index"), rebuilt.index.encode()).await?;
-        disk.write_file_atomic(&segment::path(dir, base, "timeindex"), rebuilt.time_index.encode()).await?;
+        disk.write_file_atomic(&segment::path(dir, base, "index"), rebuilt.index.encode())
+            .await?;
+        disk.write_file_atomic(
+            &segment::path(dir, base, "timeindex"),
+            rebuilt.time_index.encode(),
+        )
+        .await?;
     }
     Ok(rebuilt)
 }
 
 /// Walks batches in `[from, to)`, calling `f(view, position)` for each valid one; returns
 /// the position after the last valid batch.
-async fn scan<F: SegmentFile>(file: &F, from: u64, to: u64, verify_crc: bool, mut f: impl FnMut(&BatchView<'_>, u64)) -> Result<u64, LogError> {
+async fn scan<F: SegmentFile>(
+    file: &F,
+    from: u64,
+    to: u64,
+    verify_crc: bool,
+    mut f: impl FnMut(&BatchView<'_>, u64),
+) -> Result<u64, LogError> {
     let mut pos = from;
     while pos < to {
-        let chunk = file.read_at(pos, SCAN_CHUNK_BYTES.min((to - pos) as usize)).await?;
+        let chunk = file
+            .read_at(pos, SCAN_CHUNK_BYTES.min((to - pos) as usize))
+            .await?;
         let mut used = 0usize;
         let mut bad = false;
         let mut rest: &[u8] = &chunk;
         while !rest.is_empty() {
-            let parsed = if verify_crc { BatchView::parse(rest) } else { BatchView::parse_header(rest) };
+            let parsed = if verify_crc {
+                BatchView::parse(rest)
+            } else {
+                BatchView::parse_header(rest)
+            };
             match parsed {
                 Ok(v) => {
                     f(&v, pos + used as u64);
                     used += v.total_len();
                     rest = &rest[v.total_len()..];
                 }
-                Err(batch::BatchError::Truncated { need, .. }) if pos + used as u64 + need as u64 <= to && used > 0 => break,
-                Err(batch::BatchError::Truncated { need, .. }) if pos + (need as u64) <= to && used == 0 => {
+                Err(batch::BatchError::Truncated { need, .. })
+                    if pos + used as u64 + need as u64 <= to && used > 0 =>
+                {
+                    break
+                }
+                Err(batch::BatchError::Truncated { need, .. })
+                    if pos + (need as u64) <= to && used == 0 =>
+                {
                     // One batch larger than the chunk: read it whole.
                     let whole = file.read_at(pos, need).await?;
-                    let ok = if verify_crc { BatchView::parse(&whole).is_ok() } else { BatchView::parse_header(&whole).is_ok() };
+                    let ok = if verify_crc {
+                        BatchView::parse(&whole).is_ok()
+                    } else {
+                        BatchView::parse_header(&whole).is_ok()
+                    };
                     if ok {
                         let v = BatchView::parse_header(&whole)?;
                         f(&v, pos);
@@ -911,7 +1134,11 @@ async fn scan<F: SegmentFile>(file: &F, from: u64, to: u64, verify_crc: bool, mu
     Ok(pos)
 }
 
-async fn replay_producers<F: SegmentFile>(segments: &BTreeMap<i64, Segment<F>>, from: i64, producers: &mut ProducerStateTable) -> Result<(), LogError> {
+async fn replay_producers<F: SegmentFile>(
+    segments: &BTreeMap<i64, Segment<F>>,
+    from: i64,
+    producers: &mut ProducerStateTable,
+) -> Result<(), LogError> {
     for seg in segments.values() {
         if seg.next_offset <= from {
             continue;
@@ -922,13 +1149,22 @@ async fn replay_producers<F: SegmentFile>(segments: &BTreeMap<i64, Segment<F>>, 
             if v.base_offset().0 < from || !pid.is_idempotent() {
                 return;
             }
-            if producers.get(pid.0).and_then(|e| e.batches.back()).is_some_and(|b| b.last_offset >= v.base_offset().0) {
+            if producers
+                .get(pid.0)
+                .and_then(|e| e.batches.back())
+                .is_some_and(|b| b.last_offset >= v.base_offset().0)
+            {
                 return;
             }
             producers.record(
                 pid.0,
                 v.producer_epoch().0,
-                BatchMeta { first_seq: v.base_sequence(), last_seq: v.last_sequence(), base_offset: v.base_offset().0, last_offset: v.last_offset().0 },
+                BatchMeta {
+                    first_seq: v.base_sequence(),
+                    last_seq: v.last_sequence(),
+                    base_offset: v.base_offset().0,
+                    last_offset: v.last_offset().0,
+                },
             );
         })
         .await?;

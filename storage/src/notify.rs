@@ -15,7 +15,9 @@ pub struct Notify {
 
 impl std::fmt::Debug for Notify {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notify").field("generation", &self.generation.get()).finish()
+        f.debug_struct("Notify")
+            .field("generation", &self.generation.get())
+            .finish()
     }
 }
 
@@ -30,7 +32,10 @@ impl Notify {
 
     /// A future that completes at the first `notify_all` after this call.
     pub fn wait(&self) -> Notified<'_> {
-        Notified { notify: self, start: self.generation.get() }
+        Notified {
+            notify: self,
+            start: self.generation.get(),
+        }
     }
 }
 

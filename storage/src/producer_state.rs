@@ -60,29 +60,49 @@ impl ProducerStateTable {
     }
 
     /// Checks a batch from `producer_id` at `epoch` carrying sequences `first_seq..=last_seq`.
-    pub fn check(&self, producer_id: i64, epoch: i16, first_seq: i32, last_seq: i32) -> Result<SequenceCheck, LogError> {
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Result<SequenceCheck, LogError> {
         let Some(entry) = self.producers.get(&producer_id) else {
             // Unknown producer (new, or its state was removed with old segments): accept.
             return Ok(SequenceCheck::Append);
         };
         if epoch < entry.epoch {
-            return Err(LogError::InvalidProducerEpoch { producer_id, got: epoch, current: entry.epoch });
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id,
+                got: epoch,
+                current: entry.epoch,
+            });
         }
         if epoch > entry.epoch {
             if first_seq != 0 {
-                return Err(LogError::OutOfOrderSequence { producer_id, expected: 0, got: first_seq });
+                return Err(LogError::OutOfOrderSequence {
+                    producer_id,
+                    expected: 0,
+                    got: first_seq,
+                });
             }
             return Ok(SequenceCheck::Append);
         }
-        if let Some(dup) = entry.batches.iter().find(|b| b.first_seq == first_seq && b.last_seq == last_seq) {
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
             return Ok(SequenceCheck::Duplicate(*dup));
         }
         match entry.batches.back() {
-            Some(last) if next_seq(last.last_seq) != first_seq => Err(LogError::OutOfOrderSequence {
-                producer_id,
-                expected: next_seq(last.last_seq),
-                got: first_seq,
-            }),
+            Some(last) if next_seq(last.last_seq) != first_seq => {
+                Err(LogError::OutOfOrderSequence {
+                    producer_id,
+                    expected: next_seq(last.last_seq),
+                    got: first_seq,
+                })
+            }
             _ => Ok(SequenceCheck::Append),
         }
     }
@@ -92,7 +112,10 @@ impl ProducerStateTable {
         let entry = self
             .producers
             .entry(producer_id)
-            .or_insert_with(|| ProducerEntry { epoch, batches: VecDeque::new() });
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            });
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -144,7 +167,12 @@ impl ProducerStateTable {
             let nb = r.u8()? as usize;
             let mut batches = VecDeque::with_capacity(nb);
             for _ in 0..nb {
-                batches.push_back(BatchMeta { first_seq: r.i32()?, last_seq: r.i32()?, base_offset: r.i64()?, last_offset: r.i64()? });
+                batches.push_back(BatchMeta {
+                    first_seq: r.i32()?,
+                    last_seq: r.i32()?,
+                    base_offset: r.i64()?,
+                    last_offset: r.i64()?,
+                });
             }
             t.producers.insert(id, ProducerEntry { epoch, batches });
         }
@@ -195,7 +223,12 @@ mod tests {
     use super::*;
 
     fn meta(f: i32, l: i32, o: i64) -> BatchMeta {
-        BatchMeta { first_seq: f, last_seq: l, base_offset: o, last_offset: o + (l - f) as i64 }
+        BatchMeta {
+            first_seq: f,
+            last_seq: l,
+            base_offset: o,
+            last_offset: o + (l - f) as i64,
+        }
     }
 
     #[test]
@@ -205,22 +238,34 @@ mod tests {
         t.record(7, 0, meta(0, 9, 100));
         assert_eq!(t.check(7, 0, 10, 19).unwrap(), SequenceCheck::Append);
         t.record(7, 0, meta(10, 19, 110));
-        assert_eq!(t.check(7, 0, 0, 9).unwrap(), SequenceCheck::Duplicate(meta(0, 9, 100)));
+        assert_eq!(
+            t.check(7, 0, 0, 9).unwrap(),
+            SequenceCheck::Duplicate(meta(0, 9, 100))
+        );
     }
 
     #[test]
     fn gap_is_out_of_order() {
         let mut t = ProducerStateTable::default();
         t.record(7, 0, meta(0, 9, 0));
-        assert!(matches!(t.check(7, 0, 20, 29), Err(LogError::OutOfOrderSequence { expected: 10, .. })));
+        assert!(matches!(
+            t.check(7, 0, 20, 29),
+            Err(LogError::OutOfOrderSequence { expected: 10, .. })
+        ));
     }
 
     #[test]
     fn stale_epoch_fenced_new_epoch_restarts() {
         let mut t = ProducerStateTable::default();
         t.record(7, 3, meta(0, 0, 0));
-        assert!(matches!(t.check(7, 2, 1, 1), Err(LogError::InvalidProducerEpoch { .. })));
-        assert!(matches!(t.check(7, 4, 5, 5), Err(LogError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            t.check(7, 2, 1, 1),
+            Err(LogError::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            t.check(7, 4, 5, 5),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
         assert_eq!(t.check(7, 4, 0, 0).unwrap(), SequenceCheck::Append);
     }
 
@@ -231,7 +276,10 @@ mod tests {
             t.record(1, 0, meta(i, i, i as i64));
         }
         assert_eq!(t.get(1).unwrap().batches.len(), BATCHES_PER_PRODUCER_MAX);
-        assert!(matches!(t.check(1, 0, 0, 0), Err(LogError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            t.check(1, 0, 0, 0),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
     }
 
     #[test]

@@ -59,15 +59,29 @@ impl<F: SegmentFile> Segment<F> {
 
     pub fn relative(&self, offset: i64) -> u32 {
         let rel = offset - self.base;
-        assert!((0..=u32::MAX as i64).contains(&rel), "offset {offset} outside segment {}", self.base);
+        assert!(
+            (0..=u32::MAX as i64).contains(&rel),
+            "offset {offset} outside segment {}",
+            self.base
+        );
         rel as u32
     }
 
     /// Bookkeeping after a batch at `position` (within this segment) became visible.
-    pub fn on_batch(&mut self, position: u64, last_offset: i64, max_timestamp: i64, len: u64, index_interval_bytes: u64) {
+    pub fn on_batch(
+        &mut self,
+        position: u64,
+        last_offset: i64,
+        max_timestamp: i64,
+        len: u64,
+        index_interval_bytes: u64,
+    ) {
         if self.bytes_since_index >= index_interval_bytes && position > 0 {
             self.index.push(self.relative(last_offset), position as u32);
-            self.time_index.maybe_push(max_timestamp.max(self.max_timestamp), self.relative(last_offset));
+            self.time_index.maybe_push(
+                max_timestamp.max(self.max_timestamp),
+                self.relative(last_offset),
+            );
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += len;

@@ -12,7 +12,11 @@ use std::rc::Rc;
 fn batch(n: usize, ts: i64, tag: &str) -> Vec<u8> {
     let mut b = BatchBuilder::new(ts);
     for i in 0..n {
-        b.push(Some(format!("{tag}-k{i}").as_bytes()), Some(format!("{tag}-v{i}").as_bytes()), i as i64);
+        b.push(
+            Some(format!("{tag}-k{i}").as_bytes()),
+            Some(format!("{tag}-v{i}").as_bytes()),
+            i as i64,
+        );
     }
     b.build()
 }
@@ -20,17 +24,32 @@ fn batch(n: usize, ts: i64, tag: &str) -> Vec<u8> {
 fn idem_batch(n: usize, pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
     let mut b = BatchBuilder::new(1_000).idempotent(pid, epoch, seq);
     for i in 0..n {
-        b.push(None, Some(format!("p{pid}-s{}", seq + i as i32).as_bytes()), 0);
+        b.push(
+            None,
+            Some(format!("p{pid}-s{}", seq + i as i32).as_bytes()),
+            0,
+        );
     }
     b.build()
 }
 
 fn open<D: Disk>(disk: &D, clock: &Rc<ManualClock>, config: LogConfig) -> Rc<PartitionLog<D>> {
-    block_on(PartitionLog::open(disk.clone(), clock.clone(), PathBuf::from("/data/t-0"), config, LeaderEpoch(0))).unwrap()
+    block_on(PartitionLog::open(
+        disk.clone(),
+        clock.clone(),
+        PathBuf::from("/data/t-0"),
+        config,
+        LeaderEpoch(0),
+    ))
+    .unwrap()
 }
 
 fn small_segments() -> LogConfig {
-    LogConfig { segment_bytes: 2_000, index_interval_bytes: 200, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 2_000,
+        index_interval_bytes: 200,
+        ..LogConfig::default()
+    }
 }
 
 /// Reads every batch from `from` to the high watermark and returns (offset, count) pairs.
@@ -59,7 +78,9 @@ fn appends_get_contiguous_offsets_across_rolls() {
     let mut next = 0;
     for i in 0..60 {
         let n = 1 + i % 4;
-        let mut out = log.append(&batch(n, 1_000 + i as i64, "a"), Acks::Leader).unwrap();
+        let mut out = log
+            .append(&batch(n, 1_000 + i as i64, "a"), Acks::Leader)
+            .unwrap();
         assert_eq!(out.base_offset, Offset(next));
         expected.push((next, n as i32));
         next += n as i64;
@@ -74,9 +95,15 @@ fn appends_get_contiguous_offsets_across_rolls() {
     // Reading from the middle of a batch returns the batch holding that offset.
     let r = block_on(log.read(Offset(expected[10].0 + 1), 1)).unwrap();
     let first = iter_batches(&r.records).next().unwrap().unwrap();
-    assert!(first.base_offset().0 <= expected[10].0 + 1 && first.last_offset().0 >= expected[10].0 + 1);
+    assert!(
+        first.base_offset().0 <= expected[10].0 + 1 && first.last_offset().0 >= expected[10].0 + 1
+    );
     // Segment files are named by base offset with the three Kafka extensions.
-    let names: Vec<String> = disk.paths().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = disk
+        .paths()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert!(names.contains(&"00000000000000000000.log".to_string()));
     assert!(names.contains(&"00000000000000000000.index".to_string()));
     assert!(names.contains(&"00000000000000000000.timeindex".to_string()));
@@ -90,10 +117,18 @@ fn acks_all_waits_for_fsync_and_acks_one_for_write() {
     let log = open(&disk, &clock, LogConfig::default());
     let mut one = log.append(&batch(2, 1, "x"), Acks::Leader).unwrap();
     let mut all = log.append(&batch(2, 1, "y"), Acks::All).unwrap();
-    assert_eq!(log.high_watermark(), Offset(0), "nothing visible before the write");
+    assert_eq!(
+        log.high_watermark(),
+        Offset(0),
+        "nothing visible before the write"
+    );
     let syncs = disk.faults().syncs.get();
     block_on(log.flush_once()).unwrap();
-    assert_eq!(disk.faults().syncs.get(), syncs + 1, "one fsync for the whole drained batch");
+    assert_eq!(
+        disk.faults().syncs.get(),
+        syncs + 1,
+        "one fsync for the whole drained batch"
+    );
     block_on(one.wait()).unwrap();
     block_on(all.wait()).unwrap();
     assert_eq!(log.durable_offset(), Offset(4));
@@ -106,10 +141,19 @@ fn failed_fsync_poisons_and_never_acknowledges() {
     let log = open(&disk, &clock, LogConfig::default());
     disk.faults().fail_sync.set(true);
     let mut all = log.append(&batch(1, 1, "x"), Acks::All).unwrap();
-    assert!(matches!(block_on(log.flush_once()), Err(LogError::Poisoned(_))));
+    assert!(matches!(
+        block_on(log.flush_once()),
+        Err(LogError::Poisoned(_))
+    ));
     assert!(matches!(block_on(all.wait()), Err(LogError::Poisoned(_))));
     disk.faults().fail_sync.set(false);
-    assert!(matches!(log.append(&batch(1, 1, "z"), Acks::All), Err(LogError::Poisoned(_))), "no retry after a failed fsync");
+    assert!(
+        matches!(
+            log.append(&batch(1, 1, "z"), Acks::All),
+            Err(LogError::Poisoned(_))
+        ),
+        "no retry after a failed fsync"
+    );
 }
 
 #[test]
@@ -119,7 +163,9 @@ fn crash_keeps_every_fsynced_append_and_recovers_a_torn_tail() {
     let log = open(&disk, &clock, small_segments());
     let mut acked = Vec::new();
     for i in 0..40 {
-        let mut out = log.append(&batch(3, 1_000, &format!("b{i}")), Acks::All).unwrap();
+        let mut out = log
+            .append(&batch(3, 1_000, &format!("b{i}")), Acks::All)
+            .unwrap();
         block_on(log.flush_once()).unwrap();
         block_on(out.wait()).unwrap();
         acked.push((out.base_offset.0, 3));
@@ -129,13 +175,25 @@ fn crash_keeps_every_fsynced_append_and_recovers_a_torn_tail() {
     drop(log);
     disk.crash();
     // A torn write at the tail of the active segment.
-    let active = disk.paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "log")).max().unwrap();
-    disk.append_garbage(&active, &[0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0, 0, 0, 0, 2, 2, 7]);
+    let active = disk
+        .paths()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+        .unwrap();
+    disk.append_garbage(
+        &active,
+        &[0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0, 0, 0, 0, 2, 2, 7],
+    );
     let log = open(&disk, &clock, small_segments());
     assert_eq!(read_all(&log), acked);
     assert_eq!(log.log_end_offset(), Offset(120));
     let out = log.append(&batch(1, 1, "after"), Acks::Leader).unwrap();
-    assert_eq!(out.base_offset, Offset(120), "the log accepts new writes after recovery");
+    assert_eq!(
+        out.base_offset,
+        Offset(120),
+        "the log accepts new writes after recovery"
+    );
 }
 
 #[test]
@@ -144,12 +202,17 @@ fn clean_close_then_reopen_recovers_nothing_and_keeps_offsets() {
     let clock = Rc::new(ManualClock::new(1_000));
     let log = open(&disk, &clock, small_segments());
     for i in 0..25 {
-        log.append(&batch(2, 1_000, &format!("c{i}")), Acks::Leader).unwrap();
+        log.append(&batch(2, 1_000, &format!("c{i}")), Acks::Leader)
+            .unwrap();
     }
     block_on(log.close()).unwrap();
     let before = disk.faults().writes.get();
     let log = open(&disk, &clock, small_segments());
-    assert_eq!(disk.faults().writes.get(), before, "no repair writes after a clean shutdown");
+    assert_eq!(
+        disk.faults().writes.get(),
+        before,
+        "no repair writes after a clean shutdown"
+    );
     assert_eq!(log.log_end_offset(), Offset(50));
     assert_eq!(read_all(&log).len(), 25);
 }
@@ -175,14 +238,30 @@ fn idempotent_retry_is_deduplicated_even_after_restart() {
         }
         let log = open(&disk, &clock, small_segments());
         let retry = log.append(&first, Acks::All).unwrap();
-        assert!(retry.duplicate, "crash={crash}: retry after restart is caught");
+        assert!(
+            retry.duplicate,
+            "crash={crash}: retry after restart is caught"
+        );
         assert_eq!(retry.base_offset, Offset(0));
-        assert!(matches!(log.append(&idem_batch(1, 42, 0, 9), Acks::All), Err(LogError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            log.append(&idem_batch(1, 42, 0, 9), Acks::All),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
         let next = log.append(&idem_batch(2, 42, 0, 5), Acks::All).unwrap();
         assert_eq!(next.base_offset, Offset(5));
         let bumped = log.append(&idem_batch(1, 42, 1, 0), Acks::All).unwrap();
-        assert_eq!(bumped.base_offset, Offset(7), "a new epoch restarts at sequence 0");
-        assert!(matches!(log.append(&idem_batch(1, 42, 0, 7), Acks::All), Err(LogError::InvalidProducerEpoch { .. })), "stale epoch is fenced");
+        assert_eq!(
+            bumped.base_offset,
+            Offset(7),
+            "a new epoch restarts at sequence 0"
+        );
+        assert!(
+            matches!(
+                log.append(&idem_batch(1, 42, 0, 7), Acks::All),
+                Err(LogError::InvalidProducerEpoch { .. })
+            ),
+            "stale epoch is fenced"
+        );
     }
 }
 
@@ -190,23 +269,42 @@ fn idempotent_retry_is_deduplicated_even_after_restart() {
 fn retention_by_size_and_time_deletes_whole_sealed_segments() {
     let disk = MemDisk::new();
     let clock = Rc::new(ManualClock::new(1_000_000));
-    let cfg = LogConfig { retention_bytes: 4_000, ..small_segments() };
+    let cfg = LogConfig {
+        retention_bytes: 4_000,
+        ..small_segments()
+    };
     let log = open(&disk, &clock, cfg.clone());
     for i in 0..80 {
-        log.append(&batch(2, 1_000_000, &format!("r{i}")), Acks::Leader).unwrap();
+        log.append(&batch(2, 1_000_000, &format!("r{i}")), Acks::Leader)
+            .unwrap();
         block_on(log.flush_once()).unwrap();
     }
     let before = log.size_bytes();
     let removed = block_on(log.enforce_retention()).unwrap();
     assert!(removed > 0);
-    assert!(log.size_bytes() <= 4_000 + 2_000, "size {} (was {before})", log.size_bytes());
+    assert!(
+        log.size_bytes() <= 4_000 + 2_000,
+        "size {} (was {before})",
+        log.size_bytes()
+    );
     assert!(log.log_start_offset() > Offset(0));
-    assert!(matches!(block_on(log.read(Offset(0), 100)), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        block_on(log.read(Offset(0), 100)),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     // Time: everything but the active segment is older than retention.ms.
-    log.set_config(LogConfig { retention_bytes: -1, retention_ms: 60_000, ..cfg });
+    log.set_config(LogConfig {
+        retention_bytes: -1,
+        retention_ms: 60_000,
+        ..cfg
+    });
     clock.advance_ms(120_000);
     block_on(log.enforce_retention()).unwrap();
-    assert_eq!(log.segment_count(), 1, "the active segment is never deleted");
+    assert_eq!(
+        log.segment_count(),
+        1,
+        "the active segment is never deleted"
+    );
 }
 
 #[test]
@@ -224,8 +322,14 @@ fn offsets_by_timestamp_are_record_exact() {
         block_on(log.flush_once()).unwrap();
     }
     // First record with ts >= 10_000 + 7*100 + 15 is batch 7, record 2 → offset 7*4+2.
-    assert_eq!(block_on(log.offset_for_timestamp(10_715)).unwrap(), Some((Offset(30), 10_720)));
-    assert_eq!(block_on(log.offset_for_timestamp(0)).unwrap(), Some((Offset(0), 10_000)));
+    assert_eq!(
+        block_on(log.offset_for_timestamp(10_715)).unwrap(),
+        Some((Offset(30), 10_720))
+    );
+    assert_eq!(
+        block_on(log.offset_for_timestamp(0)).unwrap(),
+        Some((Offset(0), 10_000))
+    );
     assert_eq!(block_on(log.offset_for_timestamp(99_999)).unwrap(), None);
 }
 
@@ -233,8 +337,18 @@ fn offsets_by_timestamp_are_record_exact() {
 fn oversized_and_corrupt_batches_are_rejected_without_touching_the_log() {
     let disk = MemDisk::new();
     let clock = Rc::new(ManualClock::new(0));
-    let log = open(&disk, &clock, LogConfig { max_message_bytes: 500, ..LogConfig::default() });
-    assert!(matches!(log.append(&batch(50, 0, "big"), Acks::All), Err(LogError::TooLarge { .. })));
+    let log = open(
+        &disk,
+        &clock,
+        LogConfig {
+            max_message_bytes: 500,
+            ..LogConfig::default()
+        },
+    );
+    assert!(matches!(
+        log.append(&batch(50, 0, "big"), Acks::All),
+        Err(LogError::TooLarge { .. })
+    ));
     let mut b = batch(1, 0, "c");
     let n = b.len();
     b[n - 2] ^= 0x55;
@@ -248,13 +362,28 @@ fn real_files_recover_after_a_dropped_log() {
     let clock = Rc::new(ManualClock::new(0));
     let path = dir.path().join("topic-0");
     let cfg = small_segments();
-    let log = block_on(PartitionLog::open(StdDisk, clock.clone(), path.clone(), cfg.clone(), LeaderEpoch(0))).unwrap();
+    let log = block_on(PartitionLog::open(
+        StdDisk,
+        clock.clone(),
+        path.clone(),
+        cfg.clone(),
+        LeaderEpoch(0),
+    ))
+    .unwrap();
     for i in 0..30 {
-        log.append(&batch(2, 0, &format!("f{i}")), Acks::All).unwrap();
+        log.append(&batch(2, 0, &format!("f{i}")), Acks::All)
+            .unwrap();
         block_on(log.flush_once()).unwrap();
     }
     drop(log);
-    let log = block_on(PartitionLog::open(StdDisk, clock, path.clone(), cfg, LeaderEpoch(0))).unwrap();
+    let log = block_on(PartitionLog::open(
+        StdDisk,
+        clock,
+        path.clone(),
+        cfg,
+        LeaderEpoch(0),
+    ))
+    .unwrap();
     assert_eq!(log.log_end_offset(), Offset(60));
     assert!(path.join("00000000000000000000.timeindex").exists());
 }

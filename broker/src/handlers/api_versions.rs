@@ -25,11 +25,20 @@ pub fn handle(req: &RawRequest) -> Result<Outcome, RequestError> {
         resp.error_code = errors::UNSUPPORTED_VERSION;
         return encode_response(ApiKey::ApiVersions, 0, req.correlation_id, &resp)
             .map(Outcome::Respond)
-            .map_err(|e| RequestError::Malformed { api: req.api_key, version: 0, reason: e.to_string(), correlation_id: req.correlation_id });
+            .map_err(|e| RequestError::Malformed {
+                api: req.api_key,
+                version: 0,
+                reason: e.to_string(),
+                correlation_id: req.correlation_id,
+            });
     }
     // The body is not needed (client software name/version are informational); a v3+
     // body that does not decode is still answered, as Kafka does with INVALID_REQUEST.
-    if req.api_version >= 3 && req.decode::<kafka_protocol::messages::ApiVersionsRequest>().is_err() {
+    if req.api_version >= 3
+        && req
+            .decode::<kafka_protocol::messages::ApiVersionsRequest>()
+            .is_err()
+    {
         resp.error_code = errors::INVALID_REQUEST;
     }
     respond(req, &resp)

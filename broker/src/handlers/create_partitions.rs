@@ -9,9 +9,18 @@ use std::rc::Rc;
 
 pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome, RequestError> {
     let body: CreatePartitionsRequest = req.decode()?;
-    let items = body.topics.iter().map(|t| (t.name.0.to_string(), t.count)).collect();
+    let items = body
+        .topics
+        .iter()
+        .map(|t| (t.name.0.to_string(), t.count))
+        .collect();
     let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(MetaMsg::CreatePartitions { items, validate_only: body.validate_only, reply: tx }).await;
+    ctx.meta(MetaMsg::CreatePartitions {
+        items,
+        validate_only: body.validate_only,
+        reply: tx,
+    })
+    .await;
     let mut results = rx.await.unwrap_or_default().into_iter();
     let mut resp = CreatePartitionsResponse::default();
     for t in &body.topics {

@@ -15,14 +15,35 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
         .iter()
         .map(|t| CreateTopicSpec {
             name: t.name.0.to_string(),
-            partitions: if t.num_partitions == -1 { ctx.config.server.default_partitions } else { t.num_partitions },
-            replication: if !t.assignments.is_empty() { t.assignments[0].broker_ids.len() as i16 } else { t.replication_factor },
-            configs: t.configs.iter().filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))).collect(),
+            partitions: if t.num_partitions == -1 {
+                ctx.config.server.default_partitions
+            } else {
+                t.num_partitions
+            },
+            replication: if !t.assignments.is_empty() {
+                t.assignments[0].broker_ids.len() as i16
+            } else {
+                t.replication_factor
+            },
+            configs: t
+                .configs
+                .iter()
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
+                .collect(),
         })
         .collect();
     let partitions: Vec<i32> = specs.iter().map(|s| s.partitions).collect();
     let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(MetaMsg::CreateTopics { topics: specs, validate_only: body.validate_only, reply: tx }).await;
+    ctx.meta(MetaMsg::CreateTopics {
+        topics: specs,
+        validate_only: body.validate_only,
+        reply: tx,
+    })
+    .await;
     let results = rx.await.unwrap_or_default();
     let snap = ctx.snapshot();
     let mut resp = CreateTopicsResponse::default();

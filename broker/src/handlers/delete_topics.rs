@@ -12,11 +12,18 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
     let body: DeleteTopicsRequest = req.decode()?;
     let snap = ctx.snapshot();
     // (name if resolved, id as asked)
-    let mut asked: Vec<(Option<String>, uuid::Uuid)> = body.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect();
+    let mut asked: Vec<(Option<String>, uuid::Uuid)> = body
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+        .collect();
     for t in &body.topics {
         match &t.name {
             Some(n) => asked.push((Some(n.0.to_string()), uuid::Uuid::nil())),
-            None => asked.push((snap.topic_by_id(t.topic_id).map(|(n, _)| n.clone()), t.topic_id)),
+            None => asked.push((
+                snap.topic_by_id(t.topic_id).map(|(n, _)| n.clone()),
+                t.topic_id,
+            )),
         }
     }
     let names: Vec<String> = asked.iter().filter_map(|(n, _)| n.clone()).collect();

@@ -22,21 +22,40 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
     // Resolve names: (name or None if unknown id, topic index, partition index).
     let mut parts: Vec<(Option<String>, i32, i64, usize)> = Vec::new();
     for t in &body.topics {
-        let name = if by_id { snap.topic_by_id(t.topic_id).map(|(n, _)| n.clone()) } else { Some(t.topic.0.to_string()) };
+        let name = if by_id {
+            snap.topic_by_id(t.topic_id).map(|(n, _)| n.clone())
+        } else {
+            Some(t.topic.0.to_string())
+        };
         for p in &t.partitions {
-            parts.push((name.clone(), p.partition, p.fetch_offset, p.partition_max_bytes.max(0) as usize));
+            parts.push((
+                name.clone(),
+                p.partition,
+                p.fetch_offset,
+                p.partition_max_bytes.max(0) as usize,
+            ));
         }
     }
-    let deadline = Instant::now() + Duration::from_millis((body.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_MAX));
+    let deadline = Instant::now()
+        + Duration::from_millis((body.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_MAX));
     let min_bytes = body.min_bytes.max(0) as usize;
-    let max_bytes = if body.max_bytes <= 0 { usize::MAX } else { body.max_bytes as usize };
+    let max_bytes = if body.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        body.max_bytes as usize
+    };
     let results = loop {
         let reads = parts.iter().map(|(name, p, off, pmax)| {
             let ctx = ctx.clone();
             let (name, p, off, pmax) = (name.clone(), *p, *off, (*pmax).min(max_bytes));
             async move {
                 match name {
-                    None => FetchResult { error: errors::UNKNOWN_TOPIC_ID, high_watermark: -1, log_start_offset: -1, ..Default::default() },
+                    None => FetchResult {
+                        error: errors::UNKNOWN_TOPIC_ID,
+                        high_watermark: -1,
+                        log_start_offset: -1,
+                        ..Default::default()
+                    },
                     Some(n) => ctx.fetch(n, p, off, pmax).await,
                 }
             }
@@ -52,7 +71,12 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
         }
         let any_error = results.iter().any(|r| r.error != errors::NONE);
         let now = Instant::now();
-        if total >= min_bytes.max(1) || any_error || now >= deadline || parts.is_empty() || min_bytes == 0 {
+        if total >= min_bytes.max(1)
+            || any_error
+            || now >= deadline
+            || parts.is_empty()
+            || min_bytes == 0
+        {
             break results;
         }
         // Wait for data beyond what each partition has now (not beyond the fetch offset, or
@@ -82,7 +106,11 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
             pd.high_watermark = r.high_watermark;
             pd.last_stable_offset = r.high_watermark;
             pd.log_start_offset = r.log_start_offset;
-            pd.aborted_transactions = if req.api_version >= 4 { Some(Vec::new()) } else { None };
+            pd.aborted_transactions = if req.api_version >= 4 {
+                Some(Vec::new())
+            } else {
+                None
+            };
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
             pd.records = Some(r.records);
             tr.partitions.push(pd);

@@ -12,7 +12,11 @@ use std::rc::Rc;
 pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome, RequestError> {
     let body: InitProducerIdRequest = req.decode()?;
     let mut resp = InitProducerIdResponse::default();
-    if body.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
+    if body
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
         resp.error_code = errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         resp.producer_id = ProducerId(-1);
         resp.producer_epoch = -1;

@@ -3,7 +3,9 @@
 
 use super::{respond, Outcome};
 use crate::shard::ShardContext;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use sluice_protocol::request::{RawRequest, RequestError};
 use std::rc::Rc;
@@ -13,7 +15,12 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
     let mut work = Vec::new();
     for t in &body.topics {
         for p in &t.partitions {
-            let (ctx, name, idx, ts) = (ctx.clone(), t.name.0.to_string(), p.partition_index, p.timestamp);
+            let (ctx, name, idx, ts) = (
+                ctx.clone(),
+                t.name.0.to_string(),
+                p.partition_index,
+                p.timestamp,
+            );
             work.push(async move { ctx.offsets(name, idx, ts).await });
         }
     }
@@ -36,7 +43,11 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
                 pr.leader_epoch = r.leader_epoch;
             }
             if req.api_version == 0 {
-                pr.old_style_offsets = if r.offset >= 0 { vec![r.offset] } else { Vec::new() };
+                pr.old_style_offsets = if r.offset >= 0 {
+                    vec![r.offset]
+                } else {
+                    Vec::new()
+                };
             }
             tr.partitions.push(pr);
         }

@@ -4,7 +4,9 @@
 use super::{respond, sb, Outcome};
 use crate::errors;
 use crate::shard::ShardContext;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use sluice_protocol::request::{RawRequest, RequestError};
 use std::rc::Rc;
@@ -16,12 +18,20 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
     let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match &body.topics {
         None => None,
         Some(t) if t.is_empty() && req.api_version == 0 => None,
-        Some(t) => Some(t.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()),
+        Some(t) => Some(
+            t.iter()
+                .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+                .collect(),
+        ),
     };
     let allow_auto = req.api_version < 4 || body.allow_auto_topic_creation;
     if let (Some(list), true) = (&requested, allow_auto) {
         let snap = ctx.snapshot();
-        let missing: Vec<String> = list.iter().filter_map(|(n, _)| n.clone()).filter(|n| !snap.topics.contains_key(n)).collect();
+        let missing: Vec<String> = list
+            .iter()
+            .filter_map(|(n, _)| n.clone())
+            .filter(|n| !snap.topics.contains_key(n))
+            .collect();
         super::auto_create(ctx, missing).await;
     }
     let snap = ctx.snapshot();
@@ -59,7 +69,11 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
         t
     };
     resp.topics = match requested {
-        None => snap.topics.iter().map(|(n, m)| topic_entry(n, Some(m))).collect(),
+        None => snap
+            .topics
+            .iter()
+            .map(|(n, m)| topic_entry(n, Some(m)))
+            .collect(),
         Some(list) => list
             .iter()
             .map(|(name, id)| match name {

@@ -43,10 +43,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED.iter().find(|(k, _, _)| *k == api).map(|&(_, lo, hi)| {
-        let schema = api.valid_versions();
-        (lo.max(schema.min), hi.min(schema.max))
-    })
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, lo, hi)| {
+            let schema = api.valid_versions();
+            (lo.max(schema.min), hi.min(schema.max))
+        })
 }
 
 /// What the connection does after a request.
@@ -60,7 +63,12 @@ pub enum Outcome {
 pub fn respond<T: Encodable>(req: &RawRequest, body: &T) -> Result<Outcome, RequestError> {
     encode_response(req.api_key, req.api_version, req.correlation_id, body)
         .map(Outcome::Respond)
-        .map_err(|e| RequestError::Malformed { api: req.api_key, version: req.api_version, reason: e.to_string(), correlation_id: req.correlation_id })
+        .map_err(|e| RequestError::Malformed {
+            api: req.api_key,
+            version: req.api_version,
+            reason: e.to_string(),
+            correlation_id: req.correlation_id,
+        })
 }
 
 pub fn sb(s: impl Into<String>) -> StrBytes {
@@ -77,7 +85,13 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: RawRequest) -> Result<Outcome, 
         Some((lo, hi)) if (lo..=hi).contains(&req.api_version) => {}
         range => {
             let (min, max) = range.unwrap_or((-1, -1));
-            return Err(RequestError::UnsupportedVersion { api: req.api_key, version: req.api_version, min, max, correlation_id: req.correlation_id });
+            return Err(RequestError::UnsupportedVersion {
+                api: req.api_key,
+                version: req.api_version,
+                min,
+                max,
+                correlation_id: req.correlation_id,
+            });
         }
     }
     match req.api_key {
@@ -94,7 +108,13 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: RawRequest) -> Result<Outcome, 
         ApiKey::IncrementalAlterConfigs => configs::incremental_alter(ctx, &req).await,
         ApiKey::CreatePartitions => create_partitions::handle(ctx, &req).await,
         ApiKey::DescribeCluster => describe_cluster::handle(ctx, &req).await,
-        other => Err(RequestError::UnsupportedVersion { api: other, version: req.api_version, min: -1, max: -1, correlation_id: req.correlation_id }),
+        other => Err(RequestError::UnsupportedVersion {
+            api: other,
+            version: req.api_version,
+            min: -1,
+            max: -1,
+            correlation_id: req.correlation_id,
+        }),
     }
 }
 
@@ -106,12 +126,22 @@ pub async fn auto_create(ctx: &Rc<ShardContext>, names: Vec<String>) {
     let topics = names
         .into_iter()
         .filter(|n| crate::metadata::validate_topic_name(n).is_ok())
-        .map(|name| crate::shard::CreateTopicSpec { name, partitions: ctx.config.server.default_partitions, replication: -1, configs: Default::default() })
+        .map(|name| crate::shard::CreateTopicSpec {
+            name,
+            partitions: ctx.config.server.default_partitions,
+            replication: -1,
+            configs: Default::default(),
+        })
         .collect::<Vec<_>>();
     if topics.is_empty() {
         return;
     }
     let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(crate::shard::MetaMsg::CreateTopics { topics, validate_only: false, reply: tx }).await;
+    ctx.meta(crate::shard::MetaMsg::CreateTopics {
+        topics,
+        validate_only: false,
+        reply: tx,
+    })
+    .await;
     let _ = rx.await;
 }

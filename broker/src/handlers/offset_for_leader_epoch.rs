@@ -5,7 +5,9 @@
 use super::{respond, Outcome};
 use crate::errors;
 use crate::shard::ShardContext;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use sluice_protocol::request::{RawRequest, RequestError};
 use std::rc::Rc;

@@ -11,10 +11,18 @@ use std::rc::Rc;
 
 pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome, RequestError> {
     let body: ProduceRequest = req.decode()?;
-    let transactional = body.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty());
+    let transactional = body
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty());
     {
         let snap = ctx.snapshot();
-        let missing: Vec<String> = body.topic_data.iter().map(|t| t.name.0.to_string()).filter(|n| !snap.topics.contains_key(n)).collect();
+        let missing: Vec<String> = body
+            .topic_data
+            .iter()
+            .map(|t| t.name.0.to_string())
+            .filter(|n| !snap.topics.contains_key(n))
+            .collect();
         super::auto_create(ctx, missing).await;
     }
     let mut work = Vec::new();
@@ -25,7 +33,13 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
             let (ctx, acks, index) = (ctx.clone(), body.acks, p.index);
             work.push(async move {
                 if transactional {
-                    return crate::shard::ProduceResult { error: errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, message: Some("transactions are not supported".into()), base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 };
+                    return crate::shard::ProduceResult {
+                        error: errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                        message: Some("transactions are not supported".into()),
+                        base_offset: -1,
+                        log_append_time_ms: -1,
+                        log_start_offset: -1,
+                    };
                 }
                 ctx.produce(topic, index, records, acks).await
             });
