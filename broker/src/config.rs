@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -61,15 +61,6 @@ pub struct LogDefaults {
     pub flush_interval_ms: u64,
     /// "CreateTime" or "LogAppendTime".
     pub message_timestamp_type: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            log: LogDefaults::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {

@@ -87,7 +87,7 @@ mod tests {
         fn complete_frames_found(body in proptest::collection::vec(any::<u8>(), 1..512), extra in 0usize..16) {
             let mut buf = (body.len() as i32).to_be_bytes().to_vec();
             buf.extend_from_slice(&body);
-            buf.extend(std::iter::repeat(0).take(extra));
+            buf.extend(std::iter::repeat_n(0, extra));
             prop_assert_eq!(frame_length(&buf, 4096), Ok(Some(body.len() + 4)));
             prop_assert_eq!(frame_length(&buf[..body.len() + 3], 4096), Ok(None));
         }

@@ -49,7 +49,7 @@ impl OffsetIndex {
     /// Decodes an index file; `None` if it is damaged (odd size, not increasing, or pointing
     /// past `file_size`), in which case the caller rebuilds it from the log.
     pub fn decode(bytes: &[u8], file_size: u64) -> Option<OffsetIndex> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return None;
         }
         let mut idx = OffsetIndex::default();
@@ -106,7 +106,7 @@ impl TimeIndex {
     }
 
     pub fn decode(bytes: &[u8]) -> Option<TimeIndex> {
-        if bytes.len() % 12 != 0 {
+        if !bytes.len().is_multiple_of(12) {
             return None;
         }
         let mut idx = TimeIndex::default();
@@ -139,7 +139,7 @@ mod tests {
             for (i, o) in offs.iter().enumerate() {
                 idx.push(*o, (i as u32 + 1) * 100);
             }
-            let expect = offs.iter().enumerate().filter(|(_, o)| **o <= q).map(|(i, _)| (i as u32 + 1) * 100).last().unwrap_or(0);
+            let expect = offs.iter().enumerate().filter(|(_, o)| **o <= q).map(|(i, _)| (i as u32 + 1) * 100).next_back().unwrap_or(0);
             prop_assert_eq!(idx.lookup(q), expect);
             let decoded = OffsetIndex::decode(&idx.encode(), u64::MAX).unwrap();
             prop_assert_eq!(decoded, idx);

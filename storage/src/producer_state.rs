@@ -218,6 +218,17 @@ impl Reader<'_> {
     }
 }
 
+impl ProducerStateTable {
+    /// Forgets batches at or beyond `end` (not in the log: lost in a crash, or not yet
+    /// written when a snapshot was taken), so a retry of them is appended, not "deduplicated".
+    pub fn prune_from(&mut self, end: i64) {
+        for e in self.producers.values_mut() {
+            e.batches.retain(|b| b.last_offset < end);
+        }
+        self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,16 +302,5 @@ mod tests {
         assert_eq!(ProducerStateTable::decode(&bytes), Some(t));
         bytes[8] ^= 1;
         assert_eq!(ProducerStateTable::decode(&bytes), None);
-    }
-}
-
-impl ProducerStateTable {
-    /// Forgets batches at or beyond `end` (not in the log: lost in a crash, or not yet
-    /// written when a snapshot was taken), so a retry of them is appended, not "deduplicated".
-    pub fn prune_from(&mut self, end: i64) {
-        for e in self.producers.values_mut() {
-            e.batches.retain(|b| b.last_offset < end);
-        }
-        self.producers.retain(|_, e| !e.batches.is_empty());
     }
 }
