@@ -5,7 +5,7 @@
 //! and version imply. Bodies are decoded with the generated schemas, and only for versions
 //! the schema knows.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Message};
 use thiserror::Error;
@@ -90,8 +90,9 @@ pub fn parse_header(mut frame: Bytes) -> Result<RawRequest, RequestError> {
 }
 
 impl RawRequest {
-    /// Decodes the body as `T` at this request's version. Trailing bytes are an error: a body
-    /// that does not parse exactly is not trusted.
+    /// Decodes the body as `T` at this request's version. Trailing bytes are tolerated, as
+    /// Apache Kafka tolerates them (librdkafka 2.x sends a few after some Metadata v12
+    /// requests); everything the schema defines must be present and well-formed.
     pub fn decode<T: Decodable + Message>(&self) -> Result<T, RequestError> {
         let mut body = self.body.clone();
         let v = self.api_version;
@@ -104,11 +105,7 @@ impl RawRequest {
                 correlation_id: self.correlation_id,
             });
         }
-        let msg = T::decode(&mut body, v).map_err(|e| self.malformed(e.to_string()))?;
-        if body.has_remaining() {
-            return Err(self.malformed(format!("{} trailing bytes", body.remaining())));
-        }
-        Ok(msg)
+        T::decode(&mut body, v).map_err(|e| self.malformed(e.to_string()))
     }
 
     fn malformed(&self, reason: String) -> RequestError {
