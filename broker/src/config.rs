@@ -43,8 +43,15 @@ pub struct ServerConfig {
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics (`num.partitions`).
     pub default_partitions: i32,
-    /// Seconds between retention passes (`log.retention.check.interval.ms`).
+    /// Milliseconds between retention passes (`log.retention.check.interval.ms`).
     pub retention_check_interval_ms: u64,
+    /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`); fixed once created.
+    pub offsets_topic_partitions: i32,
+    /// A new group waits this long for more members before its first generation
+    /// (`group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Committed offsets of empty groups are kept this long (`offsets.retention.minutes`).
+    pub offsets_retention_minutes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +86,9 @@ impl Default for ServerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             retention_check_interval_ms: 300_000,
+            offsets_topic_partitions: 50,
+            group_initial_rebalance_delay_ms: 3000,
+            offsets_retention_minutes: 7 * 24 * 60,
         }
     }
 }
@@ -136,6 +146,12 @@ impl Config {
             bail!(
                 "server.socket_request_max_bytes: must be at least 1024, got {}",
                 self.server.socket_request_max_bytes
+            );
+        }
+        if !(1..=1000).contains(&self.server.offsets_topic_partitions) {
+            bail!(
+                "server.offsets_topic_partitions: must be between 1 and 1000, got {}",
+                self.server.offsets_topic_partitions
             );
         }
         if self.server.connection_inflight_max == 0 {

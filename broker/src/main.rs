@@ -5,6 +5,7 @@
 mod config;
 mod disk;
 mod errors;
+mod group;
 mod handlers;
 mod meta_service;
 mod metadata;
@@ -125,7 +126,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .or_else(|| cores.iter().copied().find(|c| !shard_cores.contains(c)));
     check_data_dir(&cfg.server.data_dir)?;
     check_locked_memory((shards + 1) * cfg.server.io_memory_kib * 1024)?;
-    let store = metadata::MetadataStore::open(&cfg.server.data_dir)?;
+    let mut store = metadata::MetadataStore::open(&cfg.server.data_dir)?;
+    store.ensure_internal_topic(group::OFFSETS_TOPIC, cfg.server.offsets_topic_partitions)?;
     info!(listen = %cfg.server.listen, data_dir = %cfg.server.data_dir.display(), shards, ?shard_cores, ?meta_core, "starting sluice");
 
     let shutdown = Arc::new(AtomicBool::new(false));

@@ -197,7 +197,30 @@ impl MetadataStore {
         self.commit()
     }
 
+    /// Creates an internal topic (e.g. `__consumer_offsets`) if it does not exist yet.
+    pub fn ensure_internal_topic(&mut self, name: &str, partitions: i32) -> anyhow::Result<()> {
+        if !self.state.topics.contains_key(name) {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            self.state.topics.insert(
+                name.to_string(),
+                TopicMeta {
+                    id,
+                    partitions,
+                    configs: TopicConfigs::new(),
+                },
+            );
+            self.persist()?;
+        }
+        Ok(())
+    }
+
     pub fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, MetaError> {
+        if name.starts_with("__") {
+            return Err(MetaError::new(
+                codes::INVALID_TOPIC_EXCEPTION,
+                format!("internal topic {name:?} cannot be deleted"),
+            ));
+        }
         let t = self.state.topics.remove(name).ok_or_else(|| {
             MetaError::new(
                 codes::UNKNOWN_TOPIC_OR_PARTITION,

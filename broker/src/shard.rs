@@ -8,11 +8,18 @@
 use crate::config::{resolve_log_config, Config};
 use crate::disk::GlommioDisk;
 use crate::errors::{self, log_error_code};
+use crate::group::coordinator::{
+    build_batch, Coordinator, DescribedGroup, GroupRecords, COMMIT_ACKS,
+};
+use crate::group::records::OffsetValue;
+use crate::group::{offsets_partition, OFFSETS_TOPIC};
+use crate::handlers::Outcome;
 use crate::metadata::{MetaError, Snapshot};
 use bytes::Bytes;
 use futures_channel::oneshot;
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use sluice_protocol::batch::{self, BatchView};
+use sluice_protocol::request::{RawRequest, RequestError};
 use sluice_protocol::types::{LeaderEpoch, Offset};
 use sluice_storage::clock::{Clock, SystemClock};
 use sluice_storage::{Acks, LogConfig, PartitionLog};
@@ -97,6 +104,27 @@ pub enum ShardMsg {
         snapshot: Arc<Snapshot>,
         reply: oneshot::Sender<()>,
     },
+    /// A single-group request (JoinGroup, SyncGroup, ...) to run where its group lives.
+    GroupRequest {
+        req: RawRequest,
+        reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    },
+    FetchOffsets {
+        group: String,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        reply: oneshot::Sender<Vec<(String, i32, OffsetValue)>>,
+    },
+    DescribeGroup {
+        group: String,
+        reply: oneshot::Sender<DescribedGroup>,
+    },
+    ListGroups {
+        reply: oneshot::Sender<Vec<(String, String, &'static str)>>,
+    },
+    DeleteGroup {
+        group: String,
+        reply: oneshot::Sender<i16>,
+    },
 }
 
 pub struct CreateTopicSpec {
@@ -148,6 +176,8 @@ pub struct ShardContext {
     partitions: RefCell<HashMap<String, HashMap<i32, Rc<Log>>>>,
     pub shutting_down: Cell<bool>,
     pub snapshot_ready: sluice_storage::notify::Notify,
+    /// Consumer groups homed on this shard.
+    pub groups: Coordinator,
 }
 
 impl ShardContext {
@@ -162,7 +192,6 @@ impl ShardContext {
         Ok(Rc::new(ShardContext {
             id,
             shards,
-            config,
             log_defaults,
             clock: Rc::new(SystemClock),
             peers,
@@ -171,6 +200,11 @@ impl ShardContext {
             partitions: RefCell::new(HashMap::new()),
             shutting_down: Cell::new(false),
             snapshot_ready: Default::default(),
+            groups: Coordinator::new(
+                Duration::from_millis(config.server.group_initial_rebalance_delay_ms),
+                Duration::from_secs(config.server.offsets_retention_minutes * 60),
+            ),
+            config,
         }))
     }
 
@@ -204,6 +238,179 @@ impl ShardContext {
     pub async fn meta(&self, msg: MetaMsg) {
         if self.meta.send(msg).await.is_err() {
             warn!(shard = self.id, "metadata service channel closed");
+        }
+    }
+
+    // ---- consumer groups: each lives on the home shard of its offsets partition ----
+
+    fn offsets_partitions(&self) -> i32 {
+        self.snapshot()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map(|t| t.partitions)
+            .unwrap_or(self.config.server.offsets_topic_partitions)
+    }
+
+    pub fn group_shard(&self, group: &str) -> usize {
+        shard_for(
+            OFFSETS_TOPIC,
+            offsets_partition(group, self.offsets_partitions()),
+            self.shards,
+        )
+    }
+
+    pub async fn forward_group_request(
+        &self,
+        shard: usize,
+        req: RawRequest,
+    ) -> Result<Outcome, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        let (api, version, corr) = (req.api_key, req.api_version, req.correlation_id);
+        self.send_to(shard, ShardMsg::GroupRequest { req, reply: tx })
+            .await;
+        rx.await.unwrap_or(Err(RequestError::Malformed {
+            api,
+            version,
+            reason: "group shard unavailable".into(),
+            correlation_id: corr,
+        }))
+    }
+
+    /// Appends group records to this shard's `__consumer_offsets` partition for `group`,
+    /// waits until durable, then applies them. Returns a Kafka error code.
+    pub async fn append_group_records(&self, group: &str, records: GroupRecords) -> i16 {
+        let p = offsets_partition(group, self.offsets_partitions());
+        let Some(log) = self.log(OFFSETS_TOPIC, p) else {
+            return crate::group::coordinator::codes::COORDINATOR_NOT_AVAILABLE;
+        };
+        let batch = build_batch(&records, self.clock.now_ms());
+        log.wait_for_space().await;
+        let result = match log.append(&batch, COMMIT_ACKS) {
+            Ok(mut o) => o.wait().await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                for (k, v) in &records {
+                    self.groups.apply_record(k, v.as_deref());
+                }
+                errors::NONE
+            }
+            Err(e) => {
+                warn!(shard = self.id, %group, error = %e, "writing group records failed");
+                log_error_code(&e)
+            }
+        }
+    }
+
+    pub async fn persist_group_metadata(&self, group: &str) {
+        if let Some(rec) = self
+            .groups
+            .group_metadata_record(group, self.clock.now_ms())
+        {
+            let _ = self.append_group_records(group, vec![rec]).await;
+        }
+    }
+
+    pub async fn fetch_offsets(
+        self: &Rc<Self>,
+        group: String,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, i32, OffsetValue)> {
+        let home = self.group_shard(&group);
+        if home == self.id {
+            return self.groups.fetch_offsets(&group, topics);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(
+            home,
+            ShardMsg::FetchOffsets {
+                group,
+                topics,
+                reply: tx,
+            },
+        )
+        .await;
+        rx.await.unwrap_or_default()
+    }
+
+    pub async fn describe_group(self: &Rc<Self>, group: String) -> DescribedGroup {
+        let home = self.group_shard(&group);
+        if home == self.id {
+            return self.groups.describe(&group);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_to(
+            home,
+            ShardMsg::DescribeGroup {
+                group: group.clone(),
+                reply: tx,
+            },
+        )
+        .await;
+        rx.await.unwrap_or_else(|_| DescribedGroup {
+            error: crate::group::coordinator::codes::COORDINATOR_NOT_AVAILABLE,
+            state: "Dead",
+            protocol_type: String::new(),
+            protocol: String::new(),
+            members: Vec::new(),
+        })
+    }
+
+    pub async fn list_groups(self: &Rc<Self>) -> Vec<(String, String, &'static str)> {
+        let mut all = self.groups.list();
+        for shard in (0..self.shards).filter(|s| *s != self.id) {
+            let (tx, rx) = oneshot::channel();
+            self.send_to(shard, ShardMsg::ListGroups { reply: tx })
+                .await;
+            all.extend(rx.await.unwrap_or_default());
+        }
+        all.sort();
+        all
+    }
+
+    pub async fn delete_group(self: &Rc<Self>, group: String) -> i16 {
+        let home = self.group_shard(&group);
+        if home != self.id {
+            let (tx, rx) = oneshot::channel();
+            self.send_to(home, ShardMsg::DeleteGroup { group, reply: tx })
+                .await;
+            return rx
+                .await
+                .unwrap_or(crate::group::coordinator::codes::COORDINATOR_NOT_AVAILABLE);
+        }
+        match self.groups.delete(&group) {
+            Err(code) => code,
+            Ok(records) => self.append_group_records(&group, records).await,
+        }
+    }
+
+    /// Rebuilds group state from a `__consumer_offsets` partition this shard just opened.
+    async fn load_group_partition(&self, log: &Log) {
+        let mut offset = log.log_start_offset();
+        let mut records = 0usize;
+        while offset < log.high_watermark() {
+            let Ok(r) = log.read(offset, 1 << 20).await else {
+                break;
+            };
+            if r.records.is_empty() {
+                break;
+            }
+            for v in batch::iter_batches(&r.records) {
+                let Ok(v) = v else { break };
+                if let Ok(recs) = batch::records(&v) {
+                    for rec in recs {
+                        if let Some(k) = rec.key {
+                            self.groups.apply_record(k, rec.value);
+                            records += 1;
+                        }
+                    }
+                }
+                offset = Offset(v.last_offset().0 + 1);
+            }
+        }
+        if records > 0 {
+            info!(shard = self.id, dir = %log.dir().display(), records, "loaded consumer group state");
         }
     }
 
@@ -574,6 +781,9 @@ impl ShardContext {
                 {
                     Ok(log) => {
                         glommio::spawn_local(log.clone().run_flusher()).detach();
+                        if name == OFFSETS_TOPIC {
+                            self.load_group_partition(&log).await;
+                        }
                         self.partitions
                             .borrow_mut()
                             .entry(name.clone())
@@ -633,6 +843,26 @@ impl ShardContext {
                 self.apply_metadata(snapshot).await;
                 let _ = reply.send(());
             }
+            ShardMsg::GroupRequest { req, reply } => {
+                let _ = reply.send(crate::handlers::handle_group_local(&self, req).await);
+            }
+            ShardMsg::FetchOffsets {
+                group,
+                topics,
+                reply,
+            } => {
+                let _ = reply.send(self.groups.fetch_offsets(&group, topics));
+            }
+            ShardMsg::DescribeGroup { group, reply } => {
+                let _ = reply.send(self.groups.describe(&group));
+            }
+            ShardMsg::ListGroups { reply } => {
+                let _ = reply.send(self.groups.list());
+            }
+            ShardMsg::DeleteGroup { group, reply } => {
+                let code = self.delete_group(group).await;
+                let _ = reply.send(code);
+            }
         }
     }
 
@@ -651,11 +881,15 @@ impl ShardContext {
         let mut last_retention = Instant::now();
         while !self.shutting_down.get() {
             glommio::timer::sleep(Duration::from_millis(100)).await;
+            self.groups.tick();
             for log in self.local_partitions() {
                 let _ = log.sync_if_due().await;
             }
             if last_retention.elapsed() >= retention_every {
                 last_retention = Instant::now();
+                for (group, records) in self.groups.expire_offsets(self.clock.now_ms()) {
+                    let _ = self.append_group_records(&group, records).await;
+                }
                 for log in self.local_partitions() {
                     match log.enforce_retention().await {
                         Ok(0) => {}

@@ -253,6 +253,64 @@ impl<'a> BatchView<'a> {
     }
 }
 
+/// One record inside an uncompressed batch, borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub offset_delta: i64,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// Decodes the records of an uncompressed batch (headers are skipped), bounded by the
+/// batch's bytes. Compressed batches are an error here: the caller decompresses first.
+pub fn records<'a>(v: &BatchView<'a>) -> Result<Vec<RecordRef<'a>>, BatchError> {
+    if v.compression() != 0 {
+        return Err(BatchError::BadRecords {
+            reason: "compressed batch",
+        });
+    }
+    let bad = |reason| BatchError::BadRecords { reason };
+    let mut out = Vec::new();
+    let mut rest = &v.as_bytes()[HEADER_BYTES..];
+    while !rest.is_empty() {
+        let (len, used) = read_varint(rest).ok_or(bad("bad record length"))?;
+        let end = used
+            .checked_add(usize::try_from(len).map_err(|_| bad("negative record length"))?)
+            .ok_or(bad("overflow"))?;
+        let rec = rest
+            .get(used..end)
+            .ok_or(bad("record runs past the batch"))?;
+        rest = &rest[end..];
+        let mut r = rec.get(1..).ok_or(bad("empty record"))?; // attributes
+        let (timestamp_delta, u) = read_varint(r).ok_or(bad("bad timestamp delta"))?;
+        r = &r[u..];
+        let (offset_delta, u) = read_varint(r).ok_or(bad("bad offset delta"))?;
+        r = &r[u..];
+        let field = |r: &mut &'a [u8]| -> Result<Option<&'a [u8]>, BatchError> {
+            let (n, u) = read_varint(r).ok_or(bad("bad length"))?;
+            *r = &r[u..];
+            if n < 0 {
+                return Ok(None);
+            }
+            let f = r
+                .get(..n as usize)
+                .ok_or(bad("field runs past the record"))?;
+            *r = &r[n as usize..];
+            Ok(Some(f))
+        };
+        let key = field(&mut r)?;
+        let value = field(&mut r)?;
+        out.push(RecordRef {
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+        });
+    }
+    Ok(out)
+}
+
 /// Iterates over consecutive batches in a buffer, header-checked (no CRC), stopping at the
 /// first incomplete or invalid one.
 pub fn iter_batches(buf: &[u8]) -> impl Iterator<Item = Result<BatchView<'_>, BatchError>> {
@@ -488,6 +546,22 @@ mod tests {
             BatchView::parse(&buf),
             Err(BatchError::BadRecords { .. })
         ));
+    }
+
+    #[test]
+    fn records_roundtrip() {
+        let mut b = BatchBuilder::new(5);
+        b.push(Some(b"k"), None, 3);
+        b.push(None, Some(b"v2"), 4);
+        let buf = b.build();
+        let v = BatchView::parse(&buf).unwrap();
+        let r = records(&v).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].key, r[0].value, r[0].timestamp_delta),
+            (Some(&b"k"[..]), None, 3)
+        );
+        assert_eq!((r[1].offset_delta, r[1].value), (1, Some(&b"v2"[..])));
     }
 
     #[test]

@@ -95,9 +95,7 @@ fn appends_get_contiguous_offsets_across_rolls() {
     // Reading from the middle of a batch returns the batch holding that offset.
     let r = block_on(log.read(Offset(expected[10].0 + 1), 1)).unwrap();
     let first = iter_batches(&r.records).next().unwrap().unwrap();
-    assert!(
-        first.base_offset().0 <= expected[10].0 + 1 && first.last_offset().0 > expected[10].0
-    );
+    assert!(first.base_offset().0 <= expected[10].0 + 1 && first.last_offset().0 > expected[10].0);
     // Segment files are named by base offset with the three Kafka extensions.
     let names: Vec<String> = disk
         .paths()

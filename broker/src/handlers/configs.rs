@@ -230,10 +230,12 @@ pub async fn incremental_alter(
                             Some(c.value.as_ref().map(|v| v.to_string()).unwrap_or_default()),
                         )),
                         1 => ops.push((c.name.to_string(), None)),
-                        op => bad = Some(format!(
+                        op => {
+                            bad = Some(format!(
                             "{}: operation {op} (APPEND/SUBTRACT) is not supported for this key",
                             c.name.as_str()
-                        )),
+                        ))
+                        }
                     }
                 }
                 match bad {

@@ -11,6 +11,7 @@ mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod fetch;
+mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -40,6 +41,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 0, 9),
+    (ApiKey::OffsetFetch, 0, 9),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
@@ -77,6 +89,8 @@ pub fn sb(s: impl Into<String>) -> StrBytes {
 
 /// Dispatches one request. An `Err` closes the connection (unknown or unsupported API
 /// version, undecodable body), as Kafka does.
+pub use groups::handle_local as handle_group_local;
+
 pub async fn handle(ctx: &Rc<ShardContext>, req: RawRequest) -> Result<Outcome, RequestError> {
     if req.api_key == ApiKey::ApiVersions {
         return api_versions::handle(&req);
@@ -108,6 +122,20 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: RawRequest) -> Result<Outcome, 
         ApiKey::IncrementalAlterConfigs => configs::incremental_alter(ctx, &req).await,
         ApiKey::CreatePartitions => create_partitions::handle(ctx, &req).await,
         ApiKey::DescribeCluster => describe_cluster::handle(ctx, &req).await,
+        ApiKey::FindCoordinator => groups::find_coordinator(ctx, &req).await,
+        ApiKey::OffsetFetch => groups::offset_fetch(ctx, &req).await,
+        ApiKey::DescribeGroups => groups::describe_groups(ctx, &req).await,
+        ApiKey::ListGroups => groups::list_groups(ctx, &req).await,
+        ApiKey::DeleteGroups => groups::delete_groups(ctx, &req).await,
+        ApiKey::JoinGroup
+        | ApiKey::SyncGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::OffsetCommit
+        | ApiKey::OffsetDelete => {
+            let group = groups::group_of(&req)?;
+            groups::routed(ctx, req, &group).await
+        }
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version: req.api_version,
