@@ -52,6 +52,10 @@ pub struct ServerConfig {
     pub group_initial_rebalance_delay_ms: u64,
     /// Committed offsets of empty groups are kept this long (`offsets.retention.minutes`).
     pub offsets_retention_minutes: u64,
+    /// `segment.bytes` of `__consumer_offsets` when it is created.
+    pub offsets_topic_segment_bytes: u64,
+    /// Pause between log-cleaner passes over compacted partitions (`log.cleaner.backoff.ms`).
+    pub cleaner_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +93,8 @@ impl Default for ServerConfig {
             offsets_topic_partitions: 50,
             group_initial_rebalance_delay_ms: 3000,
             offsets_retention_minutes: 7 * 24 * 60,
+            cleaner_interval_ms: 15_000,
+            offsets_topic_segment_bytes: 16 << 20,
         }
     }
 }
@@ -222,6 +228,7 @@ pub fn parse_host_port(s: &str) -> anyhow::Result<(String, i32)> {
 /// The topic-level keys Sluice understands, with Kafka's names.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "delete.retention.ms",
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
@@ -246,13 +253,18 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
             .map_err(|_| format!("{key}: {value:?} is not an integer"))
     };
     match key {
-        "cleanup.policy" => match value {
-            "delete" => Ok(()),
-            "compact" | "compact,delete" | "delete,compact" => {
-                Err(format!("{key}: compaction is not supported yet"))
-            }
-            _ => Err(format!("{key}: {value:?} is not delete or compact")),
+        "cleanup.policy" => match cleanup_policy(value) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{key}: {value:?} is not delete, compact or compact,delete"
+            )),
         },
+        "delete.retention.ms" => {
+            if int(value)? < 0 {
+                return Err(format!("{key}: must not be negative"));
+            }
+            Ok(())
+        }
         "retention.ms" | "retention.bytes" => {
             let v = int(value)?;
             if v < -1 {
@@ -294,6 +306,20 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// Parses `cleanup.policy` into (compact, delete).
+pub fn cleanup_policy(value: &str) -> Option<(bool, bool)> {
+    let mut compact = false;
+    let mut delete = false;
+    for part in value.split(',').map(str::trim) {
+        match part {
+            "compact" => compact = true,
+            "delete" => delete = true,
+            _ => return None,
+        }
+    }
+    (compact || delete).then_some((compact, delete))
+}
+
 /// Resolves a topic's overrides on top of the broker defaults.
 pub fn resolve_log_config(defaults: &LogConfig, overrides: &TopicConfigs) -> LogConfig {
     let mut c = defaults.clone();
@@ -315,6 +341,16 @@ pub fn resolve_log_config(defaults: &LogConfig, overrides: &TopicConfigs) -> Log
     }
     if let Some(v) = num("index.interval.bytes") {
         c.index_interval_bytes = v.max(0) as u64;
+    }
+    if let Some((compact, delete)) = overrides
+        .get("cleanup.policy")
+        .and_then(|v| cleanup_policy(v))
+    {
+        c.compact = compact;
+        c.delete = delete;
+    }
+    if let Some(v) = num("delete.retention.ms") {
+        c.delete_retention_ms = v;
     }
     if let Some(v) = overrides.get("message.timestamp.type") {
         c.timestamp_type = if v == "LogAppendTime" {
@@ -342,7 +378,12 @@ pub fn describe_topic_config(
         .iter()
         .map(|&k| {
             let effective = match k {
-                "cleanup.policy" => "delete".to_string(),
+                "cleanup.policy" => match (c.compact, c.delete) {
+                    (true, true) => "compact,delete".to_string(),
+                    (true, false) => "compact".to_string(),
+                    _ => "delete".to_string(),
+                },
+                "delete.retention.ms" => c.delete_retention_ms.to_string(),
                 "retention.ms" => c.retention_ms.to_string(),
                 "retention.bytes" => c.retention_bytes.to_string(),
                 "segment.bytes" => c.segment_bytes.to_string(),

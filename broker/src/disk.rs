@@ -100,6 +100,13 @@ impl Disk for GlommioDisk {
             Err(e) => Err(e),
         }
     }
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)?;
+        if let Some(dir) = to.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }

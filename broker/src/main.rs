@@ -127,7 +127,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     check_data_dir(&cfg.server.data_dir)?;
     check_locked_memory((shards + 1) * cfg.server.io_memory_kib * 1024)?;
     let mut store = metadata::MetadataStore::open(&cfg.server.data_dir)?;
-    store.ensure_internal_topic(group::OFFSETS_TOPIC, cfg.server.offsets_topic_partitions)?;
+    store.ensure_internal_topic(
+        group::OFFSETS_TOPIC,
+        cfg.server.offsets_topic_partitions,
+        cfg.server.offsets_topic_segment_bytes,
+    )?;
     info!(listen = %cfg.server.listen, data_dir = %cfg.server.data_dir.display(), shards, ?shard_cores, ?meta_core, "starting sluice");
 
     let shutdown = Arc::new(AtomicBool::new(false));

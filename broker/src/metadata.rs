@@ -198,15 +198,25 @@ impl MetadataStore {
     }
 
     /// Creates an internal topic (e.g. `__consumer_offsets`) if it does not exist yet.
-    pub fn ensure_internal_topic(&mut self, name: &str, partitions: i32) -> anyhow::Result<()> {
+    pub fn ensure_internal_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        segment_bytes: u64,
+    ) -> anyhow::Result<()> {
         if !self.state.topics.contains_key(name) {
             let id = uuid::Uuid::new_v4().simple().to_string();
+            // Compacted, as Kafka's offsets topic; smaller segments than Kafka's 100 MiB so
+            // the cleaner has sealed segments to work on sooner.
+            let mut configs = TopicConfigs::new();
+            configs.insert("cleanup.policy".into(), "compact".into());
+            configs.insert("segment.bytes".into(), segment_bytes.to_string());
             self.state.topics.insert(
                 name.to_string(),
                 TopicMeta {
                     id,
                     partitions,
-                    configs: TopicConfigs::new(),
+                    configs,
                 },
             );
             self.persist()?;

@@ -879,11 +879,21 @@ impl ShardContext {
         let retention_every =
             Duration::from_millis(self.config.server.retention_check_interval_ms.max(1000));
         let mut last_retention = Instant::now();
+        let cleaner_every = Duration::from_millis(self.config.server.cleaner_interval_ms.max(100));
+        let mut last_clean = Instant::now();
         while !self.shutting_down.get() {
             glommio::timer::sleep(Duration::from_millis(100)).await;
             self.groups.tick();
             for log in self.local_partitions() {
                 let _ = log.sync_if_due().await;
+            }
+            if last_clean.elapsed() >= cleaner_every {
+                last_clean = Instant::now();
+                for log in self.local_partitions() {
+                    if let Err(e) = log.compact().await {
+                        warn!(shard = self.id, dir = %log.dir().display(), error = %e, "compaction failed");
+                    }
+                }
             }
             if last_retention.elapsed() >= retention_every {
                 last_retention = Instant::now();

@@ -80,6 +80,12 @@ impl<'a> BatchView<'a> {
     /// for uncompressed batches, the record framing). Returns the view and its total size.
     pub fn parse(buf: &'a [u8]) -> Result<BatchView<'a>, BatchError> {
         let view = Self::parse_header(buf)?;
+        // Only the log cleaner writes empty batches (to keep a producer's last sequence).
+        if !view.is_control() && view.records_count() == 0 {
+            return Err(BatchError::BadHeader {
+                reason: "empty batch",
+            });
+        }
         view.verify_crc()?;
         view.verify_records()?;
         Ok(view)
@@ -256,6 +262,8 @@ impl<'a> BatchView<'a> {
 /// One record inside an uncompressed batch, borrowed from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordRef<'a> {
+    /// The whole record as stored, length prefix included (to copy it verbatim).
+    pub raw: &'a [u8],
     pub offset_delta: i64,
     pub timestamp_delta: i64,
     pub key: Option<&'a [u8]>,
@@ -270,9 +278,14 @@ pub fn records<'a>(v: &BatchView<'a>) -> Result<Vec<RecordRef<'a>>, BatchError> 
             reason: "compressed batch",
         });
     }
+    records_in(&v.as_bytes()[HEADER_BYTES..])
+}
+
+/// Decodes a records section (the bytes after the batch header, decompressed).
+pub fn records_in<'a>(section: &'a [u8]) -> Result<Vec<RecordRef<'a>>, BatchError> {
     let bad = |reason| BatchError::BadRecords { reason };
     let mut out = Vec::new();
-    let mut rest = &v.as_bytes()[HEADER_BYTES..];
+    let mut rest = section;
     while !rest.is_empty() {
         let (len, used) = read_varint(rest).ok_or(bad("bad record length"))?;
         let end = used
@@ -281,6 +294,7 @@ pub fn records<'a>(v: &BatchView<'a>) -> Result<Vec<RecordRef<'a>>, BatchError> 
         let rec = rest
             .get(used..end)
             .ok_or(bad("record runs past the batch"))?;
+        let raw = &rest[..end];
         rest = &rest[end..];
         let mut r = rec.get(1..).ok_or(bad("empty record"))?; // attributes
         let (timestamp_delta, u) = read_varint(r).ok_or(bad("bad timestamp delta"))?;
@@ -302,6 +316,7 @@ pub fn records<'a>(v: &BatchView<'a>) -> Result<Vec<RecordRef<'a>>, BatchError> 
         let key = field(&mut r)?;
         let value = field(&mut r)?;
         out.push(RecordRef {
+            raw,
             offset_delta,
             timestamp_delta,
             key,
@@ -331,6 +346,22 @@ pub fn iter_batches(buf: &[u8]) -> impl Iterator<Item = Result<BatchView<'_>, Ba
             }
         }
     })
+}
+
+/// Rebuilds a batch around a new records section (the cleaner's rewrite): header fields,
+/// base offset, last offset delta and timestamps are kept, so offsets never change; the
+/// count, length and CRC are recomputed.
+pub fn rebuild_batch(original: &BatchView<'_>, records_count: i32, section: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_BYTES + section.len());
+    b.extend_from_slice(&original.as_bytes()[..HEADER_BYTES]);
+    b[8..12].copy_from_slice(
+        &((HEADER_BYTES - LOG_OVERHEAD_BYTES + section.len()) as i32).to_be_bytes(),
+    );
+    b[57..61].copy_from_slice(&records_count.to_be_bytes());
+    b.extend_from_slice(section);
+    let crc = crc32c::crc32c(&b[CRC_FROM..]);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
 }
 
 /// In-place edits the broker makes to a batch it has validated and copied into its log buffer.

@@ -9,6 +9,7 @@
 //! * [`types`]: offset, epoch and id newtypes shared by every layer.
 
 pub mod batch;
+pub mod compression;
 pub mod frame;
 pub mod request;
 pub mod types;

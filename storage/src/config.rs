@@ -35,6 +35,12 @@ pub struct LogConfig {
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
     pub flush: FlushPolicy,
+    /// `cleanup.policy` contains `compact`: keep the latest record per key.
+    pub compact: bool,
+    /// `cleanup.policy` contains `delete`: retention by time and size applies.
+    pub delete: bool,
+    /// `delete.retention.ms`: how long a tombstone survives compaction.
+    pub delete_retention_ms: i64,
     /// Bytes of appends waiting for the flusher before producers are made to wait.
     pub pending_bytes_max: usize,
 }
@@ -50,6 +56,9 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             timestamp_type: TimestampType::CreateTime,
             flush: FlushPolicy::EveryBatch,
+            compact: false,
+            delete: true,
+            delete_retention_ms: 24 * 3600 * 1000,
             pending_bytes_max: 64 << 20,
         }
     }

@@ -31,7 +31,8 @@ pub trait Disk: Clone + 'static {
     async fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     async fn write_file_atomic(&self, path: &Path, data: Vec<u8>) -> io::Result<()>;
     async fn read_file(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
-    /// The OS page cache file descriptor, when there is one (for sendfile).
+    /// Atomically replaces `to` with `from` (rename(2)).
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn exists(&self, path: &Path) -> bool;
 }
 
@@ -115,6 +116,9 @@ impl Disk for StdDisk {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
     fn exists(&self, path: &Path) -> bool {
         path.exists()
@@ -335,6 +339,19 @@ impl Disk for MemDisk {
             .files
             .get(path)
             .map(|f| f.borrow().data.clone()))
+    }
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.borrow_mut();
+        let f = st.files.remove(from).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{}", from.display()))
+        })?;
+        {
+            // A rename is durable once done (the cleaner fsyncs the file first).
+            let mut d = f.borrow_mut();
+            d.durable = d.data.clone();
+        }
+        st.files.insert(to.to_path_buf(), f);
+        Ok(())
     }
     fn exists(&self, path: &Path) -> bool {
         self.state.borrow().files.contains_key(path)

@@ -33,6 +33,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use tracing::{info, warn};
 
+mod compaction;
+pub use compaction::CompactionStats;
+
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 const EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 /// Bytes read per step when scanning a segment (recovery, lookups).
@@ -141,6 +144,8 @@ pub struct PartitionLog<D: Disk> {
     data_signal: Notify,
     /// Wakes producers waiting for room in the pending buffer.
     space_signal: Notify,
+    /// The cleaner has compacted everything below this offset.
+    cleaned_upto: Cell<i64>,
 }
 
 impl<D: Disk> std::fmt::Debug for PartitionLog<D> {
@@ -166,7 +171,12 @@ impl<D: Disk> PartitionLog<D> {
         if clean {
             disk.remove(&clean_marker).await?;
         }
-        let names = disk.list_dir(&dir).await?;
+        let mut names = disk.list_dir(&dir).await?;
+        for leftover in names.iter().filter(|n| n.ends_with(".cleaned")) {
+            warn!(dir = %dir.display(), file = %leftover, "removing an unfinished compaction output");
+            disk.remove(&dir.join(leftover)).await?;
+        }
+        names.retain(|n| !n.ends_with(".cleaned"));
         let mut bases: Vec<i64> = names
             .iter()
             .filter_map(|n| segment::parse_base(n, "log"))
@@ -272,6 +282,7 @@ impl<D: Disk> PartitionLog<D> {
             flush_signal: Notify::default(),
             data_signal: Notify::default(),
             space_signal: Notify::default(),
+            cleaned_upto: Cell::new(0),
         };
         Ok(Rc::new(log))
     }
@@ -302,6 +313,10 @@ impl<D: Disk> PartitionLog<D> {
     }
     pub fn size_bytes(&self) -> u64 {
         self.state.borrow().segments.values().map(|s| s.size).sum()
+    }
+    /// Base offsets of the segments, oldest first (the last is the active one).
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.state.borrow().segments.keys().copied().collect()
     }
     pub fn segment_count(&self) -> usize {
         self.state.borrow().segments.len()
@@ -355,6 +370,14 @@ impl<D: Disk> PartitionLog<D> {
         }
         if view.is_transactional() || view.is_control() {
             return Err(LogError::TransactionsUnsupported);
+        }
+        if config.compact
+            && view.compression() == 0
+            && batch::records(&view)?.iter().any(|r| r.key.is_none())
+        {
+            return Err(LogError::Batch(batch::BatchError::BadRecords {
+                reason: "a compacted topic only takes records with a key",
+            }));
         }
         let durable = acks == Acks::All && config.flush == FlushPolicy::EveryBatch;
         let mut st = self.state.borrow_mut();
@@ -813,6 +836,9 @@ impl<D: Disk> PartitionLog<D> {
     /// Returns how many were removed.
     pub async fn enforce_retention(&self) -> Result<usize, LogError> {
         let config = self.config.borrow().clone();
+        if !config.delete {
+            return Ok(0);
+        }
         let now = self.clock.now_ms();
         let mut removed = 0;
         loop {

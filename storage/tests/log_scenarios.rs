@@ -465,3 +465,178 @@ mod prop {
         }
     }
 }
+
+fn keyed(records: &[(&str, Option<&str>)], ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(ts);
+    for (k, v) in records {
+        b.push(Some(k.as_bytes()), v.map(|v| v.as_bytes()), 0);
+    }
+    b.build()
+}
+
+/// (offset, key, value) of every record from the start of the log.
+fn all_records<D: Disk>(log: &PartitionLog<D>) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.high_watermark() {
+        let r = block_on(log.read(next, 1 << 20)).unwrap();
+        if r.records.is_empty() {
+            break;
+        }
+        for v in iter_batches(&r.records) {
+            let v = v.unwrap();
+            v.verify_crc().unwrap();
+            for rec in sluice_protocol::batch::records(&v).unwrap() {
+                out.push((
+                    v.base_offset().0 + rec.offset_delta,
+                    String::from_utf8(rec.key.unwrap().to_vec()).unwrap(),
+                    rec.value.map(|x| String::from_utf8(x.to_vec()).unwrap()),
+                ));
+            }
+            next = Offset(v.last_offset().0 + 1);
+        }
+    }
+    out
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_per_key_and_never_moves_offsets() {
+    let disk = MemDisk::new();
+    let clock = Rc::new(ManualClock::new(1_000_000));
+    let cfg = LogConfig {
+        compact: true,
+        delete: false,
+        delete_retention_ms: 60_000,
+        segment_bytes: 300,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, &clock, cfg);
+    // 40 batches over 5 keys; k0 is deleted (tombstone) half way; k1 at the end.
+    let mut expected_latest = std::collections::BTreeMap::new();
+    for i in 0..40 {
+        let key = format!("k{}", i % 5);
+        let value = if i == 20 { None } else { Some(format!("v{i}")) };
+        let out = log
+            .append(&keyed(&[(&key, value.as_deref())], 1_000_000), Acks::Leader)
+            .unwrap();
+        expected_latest.insert(key, (out.base_offset.0, value));
+        block_on(log.flush_once()).unwrap();
+    }
+    let before = all_records(&log);
+    let active_base = *log.segment_bases().last().unwrap();
+    let stats = block_on(log.compact()).unwrap().unwrap();
+    assert!(stats.records_removed > 20, "{stats:?}");
+    assert!(stats.bytes_after < stats.bytes_before);
+    let after = all_records(&log);
+    // Offsets only ever disappear; survivors keep theirs, in order.
+    for w in after.windows(2) {
+        assert!(w[0].0 < w[1].0, "offset order");
+    }
+    for rec in &after {
+        assert!(before.contains(rec), "{rec:?} was not in the log before");
+    }
+    // In the compacted part each key appears once, with its latest value there.
+    let compacted: Vec<_> = after.iter().filter(|r| r.0 < active_base).collect();
+    let mut seen = std::collections::HashSet::new();
+    for r in &compacted {
+        assert!(
+            seen.insert(r.1.clone()),
+            "key {} twice in the cleaned part",
+            r.1
+        );
+    }
+    // The latest record of every key is still readable.
+    for (key, (off, value)) in &expected_latest {
+        let found = after
+            .iter()
+            .find(|r| r.0 == *off)
+            .unwrap_or_else(|| panic!("latest of {key} at {off} missing"));
+        assert_eq!(&found.2, value);
+    }
+    // Nothing new: a second pass does nothing.
+    assert_eq!(block_on(log.compact()).unwrap(), None);
+    // Tombstones go once older than delete.retention.ms (after more data seals segments).
+    clock.advance_ms(120_000);
+    for i in 0..10 {
+        log.append(
+            &keyed(&[("k9", Some(&format!("x{i}")))], 1_120_000),
+            Acks::Leader,
+        )
+        .unwrap();
+        block_on(log.flush_once()).unwrap();
+    }
+    block_on(log.compact()).unwrap();
+    let after2 = all_records(&log);
+    assert!(
+        !after2.iter().any(|r| r.2.is_none() && r.0 < 30),
+        "old tombstone removed: {after2:?}"
+    );
+    // Still consistent after a restart.
+    block_on(log.close()).unwrap();
+    let log = open(
+        &disk,
+        &clock,
+        LogConfig {
+            compact: true,
+            delete: false,
+            segment_bytes: 300,
+            ..LogConfig::default()
+        },
+    );
+    assert_eq!(all_records(&log), after2);
+}
+
+#[test]
+fn compaction_rewrites_compressed_batches_with_their_codec() {
+    use sluice_protocol::batch::{rebuild_batch, BatchView};
+    use sluice_protocol::compression;
+    let disk = MemDisk::new();
+    let clock = Rc::new(ManualClock::new(0));
+    let log = open(
+        &disk,
+        &clock,
+        LogConfig {
+            compact: true,
+            delete: false,
+            segment_bytes: 400,
+            ..LogConfig::default()
+        },
+    );
+    for round in 0..6 {
+        // A gzip batch of 3 keys, the same keys every round.
+        let plain = keyed(
+            &[
+                ("a", Some(&format!("a{round}"))),
+                ("b", Some(&format!("b{round}"))),
+                ("c", Some(&format!("c{round}"))),
+            ],
+            0,
+        );
+        let v = BatchView::parse(&plain).unwrap();
+        let section =
+            compression::compress(1, &plain[sluice_protocol::batch::HEADER_BYTES..]).unwrap();
+        let mut gz = rebuild_batch(&v, 3, &section);
+        gz[21..23].copy_from_slice(&1i16.to_be_bytes()); // attributes: gzip
+        let crc = crc32c::crc32c(&gz[21..]);
+        gz[17..21].copy_from_slice(&crc.to_be_bytes());
+        log.append(&gz, Acks::Leader).unwrap();
+        block_on(log.flush_once()).unwrap();
+    }
+    let stats = block_on(log.compact()).unwrap().unwrap();
+    assert!(stats.records_removed > 0);
+    let r = block_on(log.read(Offset(0), 1 << 20)).unwrap();
+    let mut seen = 0;
+    for v in iter_batches(&r.records) {
+        let v = v.unwrap();
+        v.verify_crc().unwrap();
+        assert_eq!(v.compression(), 1, "still gzip");
+        let plain = compression::decompress(
+            1,
+            &v.as_bytes()[sluice_protocol::batch::HEADER_BYTES..],
+            1 << 20,
+        )
+        .unwrap();
+        seen += sluice_protocol::batch::records_in(&plain).unwrap().len();
+    }
+    assert!(seen < 18, "records were removed ({seen} left)");
+}

@@ -312,6 +312,8 @@ impl Coordinator {
         }
     }
 
+    // `Err` is an immediate answer (not a failure), sent back at once: no point boxing it.
+    #[allow(clippy::result_large_err)]
     pub fn join(&self, a: JoinArgs) -> Result<oneshot::Receiver<JoinResult>, JoinResult> {
         let now = Instant::now();
         let fail = |error: i16, member_id: &str| JoinResult {
@@ -336,9 +338,9 @@ impl Coordinator {
                 return Err(fail(codes::INCONSISTENT_GROUP_PROTOCOL, &a.member_id));
             }
             let common = g.common_protocols();
-            if !a.protocols.iter().any(|(n, _)| common.contains(n))
-                && !(g.members.len() == 1 && g.members.contains_key(&a.member_id))
-            {
+            let only_member_rejoining =
+                g.members.len() == 1 && g.members.contains_key(&a.member_id);
+            if !(a.protocols.iter().any(|(n, _)| common.contains(n)) || only_member_rejoining) {
                 return Err(fail(codes::INCONSISTENT_GROUP_PROTOCOL, &a.member_id));
             }
         }
