@@ -52,6 +52,10 @@ pub struct ServerConfig {
     pub group_initial_rebalance_delay_ms: u64,
     /// Committed offsets of empty groups are kept this long (`offsets.retention.minutes`).
     pub offsets_retention_minutes: u64,
+    /// KIP-848 groups: how often members heartbeat, and when a silent one is removed
+    /// (`group.consumer.heartbeat.interval.ms`, `group.consumer.session.timeout.ms`).
+    pub consumer_group_heartbeat_interval_ms: u64,
+    pub consumer_group_session_timeout_ms: u64,
     /// `segment.bytes` of `__consumer_offsets` when it is created.
     pub offsets_topic_segment_bytes: u64,
     /// Pause between log-cleaner passes over compacted partitions (`log.cleaner.backoff.ms`).
@@ -95,6 +99,8 @@ impl Default for ServerConfig {
             offsets_retention_minutes: 7 * 24 * 60,
             cleaner_interval_ms: 15_000,
             offsets_topic_segment_bytes: 16 << 20,
+            consumer_group_heartbeat_interval_ms: 5000,
+            consumer_group_session_timeout_ms: 45_000,
         }
     }
 }

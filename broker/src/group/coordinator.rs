@@ -15,6 +15,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tracing::info;
 
+mod consumer;
+pub use consumer::HeartbeatArgs;
+
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 pub mod codes {
@@ -62,6 +65,8 @@ pub struct JoinResult {
     pub member_id: String,
     /// (member id, group instance id, metadata): only for the leader.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// A static leader rejoining a stable group: keep the current assignment (KIP-814).
+    pub skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -133,6 +138,8 @@ struct Group {
     /// A new group waits this long for more members before the first generation.
     initial_delay_until: Option<Instant>,
     offsets: HashMap<(String, i32), OffsetValue>,
+    /// Set for groups using the consumer protocol (KIP-848) instead of the classic one.
+    consumer: Option<consumer::ConsumerState>,
 }
 
 impl Group {
@@ -149,7 +156,28 @@ impl Group {
             rebalance_deadline: Instant::now(),
             initial_delay_until: None,
             offsets: HashMap::new(),
+            consumer: None,
         }
+    }
+
+    /// Takes a member out (answering its waiters with `error`) and returns it.
+    fn remove_member_quietly(&mut self, id: &str, error: i16) -> Member {
+        let mut m = self.members.remove(id).expect("member exists");
+        if let Some(w) = m.join_waiter.take() {
+            let _ = w.send(JoinResult {
+                error,
+                member_id: id.to_string(),
+                generation: -1,
+                ..Default::default()
+            });
+        }
+        if let Some(w) = m.sync_waiter.take() {
+            let _ = w.send(SyncResult {
+                error,
+                ..Default::default()
+            });
+        }
+        m
     }
 
     fn remove_member(&mut self, id: &str, error: i16) {
@@ -286,6 +314,7 @@ impl Group {
                     } else {
                         Vec::new()
                     },
+                    skip_assignment: false,
                 });
             }
         }
@@ -358,7 +387,40 @@ impl Coordinator {
                 uuid::Uuid::new_v4()
             );
             if let Some(iid) = &a.instance_id {
-                // Static membership: the new incarnation fences the old one.
+                // A static member coming back to a stable group takes over its old
+                // identity and assignment without a rebalance (KIP-345).
+                let old_id = g
+                    .members
+                    .iter()
+                    .find(|(_, m)| m.instance_id.as_ref() == Some(iid))
+                    .map(|(id, _)| id.clone());
+                if let (Some(old_id), GroupState::Stable) = (old_id, g.state) {
+                    let mut m = g.remove_member_quietly(&old_id, codes::FENCED_INSTANCE_ID);
+                    m.protocols = a.protocols.clone();
+                    m.last_seen = now;
+                    m.session_timeout_ms = a.session_timeout_ms;
+                    m.rebalance_timeout_ms = a.rebalance_timeout_ms;
+                    let was_leader = g.leader.as_deref() == Some(old_id.as_str());
+                    g.members.insert(fresh.clone(), m);
+                    if let Some(pos) = g.join_order.iter().position(|x| *x == old_id) {
+                        g.join_order[pos] = fresh.clone();
+                    }
+                    if was_leader {
+                        g.leader = Some(fresh.clone());
+                    }
+                    info!(group = %a.group, instance = %iid, "static member rejoined without a rebalance");
+                    return Err(JoinResult {
+                        error: errors::NONE,
+                        generation: g.generation,
+                        protocol_type: g.protocol_type.clone(),
+                        protocol: g.protocol.clone(),
+                        leader: g.leader.clone().unwrap_or_default(),
+                        member_id: fresh,
+                        members: Vec::new(),
+                        skip_assignment: was_leader,
+                    });
+                }
+                // Otherwise the new incarnation fences the old one.
                 let old: Vec<String> = g
                     .members
                     .iter()
@@ -542,6 +604,10 @@ impl Coordinator {
         let now = Instant::now();
         let mut groups = self.groups.borrow_mut();
         for (name, g) in groups.iter_mut() {
+            let gone = Self::expire_consumer_members(g, now);
+            if !gone.is_empty() {
+                info!(group = %name, expired = ?gone, "consumer-protocol member sessions expired");
+            }
             let expired: Vec<String> = g
                 .members
                 .iter()
@@ -578,6 +644,9 @@ impl Coordinator {
                 codes::ILLEGAL_GENERATION
             };
         };
+        if let Some(cs) = &g.consumer {
+            return Self::check_consumer_commit(cs, generation, member_id);
+        }
         if generation < 0 {
             // A "simple" commit (assign() consumers, admin tools): only for groups without members.
             return if g.members.is_empty() {
@@ -765,10 +834,14 @@ impl Coordinator {
             .iter()
             .filter(|(_, g)| g.state != GroupState::Dead)
             .map(|(n, g)| {
+                let state = match &g.consumer {
+                    Some(cs) => cs.state_name(),
+                    None => g.state.name(),
+                };
                 (
                     n.clone(),
                     g.protocol_type.clone().unwrap_or_default(),
-                    g.state.name(),
+                    state,
                 )
             })
             .collect()
@@ -780,7 +853,7 @@ impl Coordinator {
         let Some(g) = groups.get(group) else {
             return Err(codes::GROUP_ID_NOT_FOUND);
         };
-        if !g.members.is_empty() {
+        if !g.members.is_empty() || g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
             return Err(codes::NON_EMPTY_GROUP);
         }
         let mut recs: GroupRecords = g

@@ -36,6 +36,18 @@ pub fn group_of(req: &RawRequest) -> Result<String, RequestError> {
         ApiKey::LeaveGroup => req.decode::<LeaveGroupRequest>()?.group_id.0.to_string(),
         ApiKey::OffsetCommit => req.decode::<OffsetCommitRequest>()?.group_id.0.to_string(),
         ApiKey::OffsetDelete => req.decode::<OffsetDeleteRequest>()?.group_id.0.to_string(),
+        ApiKey::ConsumerGroupHeartbeat => req
+            .decode::<ConsumerGroupHeartbeatRequest>()?
+            .group_id
+            .0
+            .to_string(),
+        // Routed by its first group; each group is described where it lives when asked alone.
+        ApiKey::ConsumerGroupDescribe => req
+            .decode::<ConsumerGroupDescribeRequest>()?
+            .group_ids
+            .first()
+            .map(|g| g.0.to_string())
+            .unwrap_or_default(),
         _ => String::new(),
     })
 }
@@ -84,6 +96,9 @@ pub async fn handle_local(
                 resp.protocol_type = result.protocol_type.map(sb);
             }
             resp.protocol_name = Some(sb(result.protocol.unwrap_or_default()));
+            if req.api_version >= 9 {
+                resp.skip_assignment = result.skip_assignment;
+            }
             resp.leader = sb(result.leader);
             resp.member_id = sb(result.member_id);
             resp.members = result
@@ -239,6 +254,8 @@ pub async fn handle_local(
             }
             respond(&req, &resp)
         }
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat(ctx, &req),
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe(ctx, &req),
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version: req.api_version,
@@ -421,6 +438,123 @@ pub async fn delete_groups(
         r.group_id = g.clone();
         r.error_code = ctx.delete_group(g.0.to_string()).await;
         resp.results.push(r);
+    }
+    respond(req, &resp)
+}
+
+/// ConsumerGroupHeartbeat v0 (KIP-848): join, stay, reconcile, leave — one request type.
+fn consumer_group_heartbeat(
+    ctx: &Rc<ShardContext>,
+    req: &RawRequest,
+) -> Result<Outcome, RequestError> {
+    let b: ConsumerGroupHeartbeatRequest = req.decode()?;
+    let snap = ctx.snapshot();
+    let owned = b.topic_partitions.as_ref().map(|tps| {
+        tps.iter()
+            .filter_map(|tp| {
+                snap.topic_by_id(tp.topic_id)
+                    .map(|(name, _)| (name.clone(), tp))
+            })
+            .flat_map(|(name, tp)| tp.partitions.iter().map(move |p| (name.clone(), *p)))
+            .collect()
+    });
+    let args = crate::group::coordinator::HeartbeatArgs {
+        group: b.group_id.0.to_string(),
+        member_id: b.member_id.to_string(),
+        member_epoch: b.member_epoch,
+        instance_id: b.instance_id.as_ref().map(|s| s.to_string()),
+        rack: b.rack_id.as_ref().map(|s| s.to_string()),
+        client_id: req.client_id.clone().unwrap_or_default(),
+        subscribed: b
+            .subscribed_topic_names
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| t.0.to_string()).collect()),
+        server_assignor: b.server_assignor.as_ref().map(|s| s.to_string()),
+        owned,
+        topics: snap
+            .topics
+            .iter()
+            .filter(|(n, _)| !n.starts_with("__"))
+            .map(|(n, t)| (n.clone(), t.partitions))
+            .collect(),
+        session_timeout: std::time::Duration::from_millis(
+            ctx.config.server.consumer_group_session_timeout_ms,
+        ),
+    };
+    let r = ctx.groups.consumer_heartbeat(args);
+    let mut resp = ConsumerGroupHeartbeatResponse::default();
+    resp.error_code = r.error;
+    resp.error_message = r.message.map(sb);
+    resp.member_id = Some(sb(r.member_id));
+    resp.member_epoch = r.member_epoch;
+    resp.heartbeat_interval_ms = ctx.config.server.consumer_group_heartbeat_interval_ms as i32;
+    resp.assignment = r.assignment.map(|a| {
+        let mut out = consumer_group_heartbeat_response::Assignment::default();
+        out.topic_partitions = a
+            .into_iter()
+            .filter_map(|(t, ps)| {
+                let mut tp = consumer_group_heartbeat_response::TopicPartitions::default();
+                tp.topic_id = snap.topics.get(&t)?.uuid();
+                tp.partitions = ps;
+                Some(tp)
+            })
+            .collect();
+        out
+    });
+    respond(req, &resp)
+}
+
+/// ConsumerGroupDescribe v0.
+fn consumer_group_describe(
+    ctx: &Rc<ShardContext>,
+    req: &RawRequest,
+) -> Result<Outcome, RequestError> {
+    let b: ConsumerGroupDescribeRequest = req.decode()?;
+    let snap = ctx.snapshot();
+    let to_assignment = |a: Vec<(String, Vec<i32>)>| {
+        let mut out = consumer_group_describe_response::Assignment::default();
+        out.topic_partitions = a
+            .into_iter()
+            .map(|(t, ps)| {
+                let mut tp = consumer_group_describe_response::TopicPartitions::default();
+                tp.topic_id = snap.topics.get(&t).map(|m| m.uuid()).unwrap_or_default();
+                tp.topic_name = TopicName(sb(t));
+                tp.partitions = ps;
+                tp
+            })
+            .collect();
+        out
+    };
+    let mut resp = ConsumerGroupDescribeResponse::default();
+    for g in &b.group_ids {
+        let d = ctx.groups.describe_consumer_group(&g.0);
+        let mut out = consumer_group_describe_response::DescribedGroup::default();
+        out.group_id = g.clone();
+        out.error_code = d.error;
+        out.group_state = sb(d.state);
+        out.group_epoch = d.group_epoch;
+        out.assignment_epoch = d.assignment_epoch;
+        out.assignor_name = sb(d.assignor);
+        out.authorized_operations = i32::MIN;
+        out.members = d
+            .members
+            .into_iter()
+            .map(|m| {
+                let mut o = consumer_group_describe_response::Member::default();
+                o.member_id = sb(m.member_id);
+                o.instance_id = m.instance_id.map(sb);
+                o.rack_id = m.rack.map(sb);
+                o.member_epoch = m.member_epoch;
+                o.client_id = sb(m.client_id);
+                o.client_host = sb("/127.0.0.1");
+                o.subscribed_topic_names =
+                    m.subscribed.into_iter().map(|t| TopicName(sb(t))).collect();
+                o.assignment = to_assignment(m.assignment);
+                o.target_assignment = to_assignment(m.target);
+                o
+            })
+            .collect();
+        resp.groups.push(out);
     }
     respond(req, &resp)
 }

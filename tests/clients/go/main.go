@@ -10,6 +10,11 @@
 // that every acknowledged message is present exactly once, at the offset the
 // producer was told, in send order per partition, with the right key, value,
 // headers and timestamp. Exit status 0 means everything matched.
+//
+//	sarama-harness group-consume -bootstrap 127.0.0.1:9092 -topic T -count N -version 2.1.0
+//
+// runs sarama ConsumerGroup members joining and leaving one group under load;
+// see group.go.
 package main
 
 import (
@@ -47,6 +52,12 @@ func main() {
 			os.Exit(1)
 		}
 		log.Printf("OK")
+	case "group-consume":
+		if err := groupConsume(os.Args[2:]); err != nil {
+			log.Printf("FAIL: %v", err)
+			os.Exit(1)
+		}
+		log.Printf("OK")
 	default:
 		usage()
 	}
@@ -54,6 +65,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: %s produce-consume -bootstrap HOST:PORT -topic T -count N [-version 1.0.0|2.1.0] [-keys K] [-compression gzip|none|snappy|lz4] [-debug]\n", os.Args[0])
+	fmt.Fprintf(os.Stderr, "       %s group-consume -bootstrap HOST:PORT -topic T -count N [-version 2.1.0] [-consumers 3] [-join 1] [-leave 1] [-strategy range|roundrobin|sticky] [-debug]\n", os.Args[0])
 	os.Exit(2)
 }
 

@@ -40,6 +40,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * idempotence     --bootstrap B --topic T --count N --proxy-listen H:P --target H:P
  * verify          --bootstrap B --topic T --count N
  * proxy           --proxy-listen H:P --target H:P [--cut-min-ms A --cut-max-ms B]
+ * group-consume   --bootstrap B --topic T --count N [--consumers 3 --join 1 --leave 1 ...] (GroupCommands)
+ * describe-groups --bootstrap B --group G[,G2]                                        (GroupCommands)
  * </pre>
  *
  * Exit status: 0 success, 1 verification failure, 2 usage error, 3 client/broker error.
@@ -120,6 +122,25 @@ public final class Harness {
         "  proxy --proxy-listen H:P --target H:P [--cut-min-ms 200 --cut-max-ms 500]",
         "      run only the cutting proxy until killed (--cut-min-ms 0 disables cuts).",
         "",
+        "  group-consume --bootstrap H:P --topic T --count N [--consumers 3] [--join 1] [--leave 1]",
+        "                [--bounce] [--group G] [--group-instance-id-prefix P]",
+        "                [--assignor range|roundrobin|sticky|cooperative-sticky (classic) | uniform|range (consumer)]",
+        "                [--group-protocol classic|consumer] [--no-produce] [--settle-timeout-s 90]",
+        "                [--consumer-props k=v,k=v] [--max-poll-records 500]",
+        "      produce N records into a fresh topic, then consume them with --consumers members of",
+        "      one group (threads, subscribe(), commitSync after each poll). After count/4 records",
+        "      --join members join, (--bounce: member c0 restarts with its static group.instance.id",
+        "      and must get the same partitions without a rebalance,) then --leave members close.",
+        "      Consumption pauses at each step until the group settles, so changes happen under load.",
+        "      Checks: every record consumed; no record below a committed offset redelivered; no",
+        "      partition owned by two members at once; balanced, complete assignment after each",
+        "      change; committed offsets = end offsets at the end (Admin listConsumerGroupOffsets).",
+        "",
+        "  describe-groups --bootstrap H:P --group G[,G2...]",
+        "      prints GROUPS_JSON {listed: [ListGroups], groups: [{state, type, assignor, members:",
+        "      [{member_id, client_id, host, instance_id, assignment}], offsets: [{topic, partition,",
+        "      committed, end, lag}]}]}",
+        "",
         "common options:",
         "  --partitions N        partitions when creating the topic (default 6)",
         "  --no-create-topic     skip the Admin CreateTopics call (rely on auto-create)",
@@ -134,7 +155,7 @@ public final class Harness {
         "exit status: 0 ok, 1 verification failed, 2 usage, 3 client/broker error");
 
     static final java.util.Set<String> BOOL_FLAGS =
-        java.util.Set.of("logstash", "no-create-topic", "from-offsets-zero", "help");
+        java.util.Set.of("logstash", "no-create-topic", "from-offsets-zero", "help", "no-produce", "bounce");
 
     public static void main(String[] argv) {
         if (argv.length == 0 || argv[0].equals("-h") || argv[0].equals("--help") || argv[0].equals("help")) {
@@ -154,6 +175,8 @@ public final class Harness {
                 case "idempotence": idempotence(a); break;
                 case "verify": verifyOnly(a); break;
                 case "proxy": proxyOnly(a); break;
+                case "group-consume": GroupCommands.groupConsume(a); break;
+                case "describe-groups": GroupCommands.describeGroups(a); break;
                 default: throw new Fail(EXIT_USAGE, "unknown subcommand " + argv[0] + "\n" + USAGE);
             }
             System.out.println("OK " + argv[0]);
