@@ -14,6 +14,7 @@
 #
 # Environment:
 #   SLUICE_BIN      path to the sluice binary (optional)
+#   SLUICE_ARGS     extra `sluice serve` arguments, e.g. "--config bench/kafka/sluice-flush-os.toml"
 #   BROKERS         space-separated subset of "kafka kafka-flush1 sluice"
 #   SMALL_RECORDS   records per 100-byte scenario (default 1000000)
 #   REPEATS         runs per scenario; the table shows the median (default 3).
@@ -93,7 +94,8 @@ start_broker() { # name -> sets BROKER_PID, BOOT
       [[ -x "${SLUICE_BIN:-}" ]] || { log "SLUICE_BIN not executable: ${SLUICE_BIN:-unset}"; return 1; }
       rm -rf "$dir"; mkdir -p "$dir"
       BOOT="127.0.0.1:$SLUICE_PORT"
-      "$SLUICE_BIN" serve --listen "$BOOT" --data-dir "$dir/data" > "$dir/sluice.log" 2>&1 &
+      # shellcheck disable=SC2086  # SLUICE_ARGS is a list of words on purpose
+      "$SLUICE_BIN" serve --listen "$BOOT" --data-dir "$dir/data" ${SLUICE_ARGS:-} > "$dir/sluice.log" 2>&1 &
       BROKER_PID=$!
       if ! wait_port "$SLUICE_PORT" 60 "$BROKER_PID"; then
         log "sluice did not start; log tail:"; tail -n 20 "$dir/sluice.log" >&2
