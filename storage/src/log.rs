@@ -504,10 +504,29 @@ impl<D: Disk> PartitionLog<D> {
     /// Drains the pending buffer: at most one roll, one write and (under `EveryBatch`) one
     /// fsync, then answers the waiters whose condition now holds.
     pub async fn flush_once(&self) -> Result<(), LogError> {
+        self.write_pending().await?;
+        if self.config.borrow().flush == FlushPolicy::EveryBatch && self.sync_owed() {
+            self.sync_active().await?;
+        }
+        Ok(())
+    }
+
+    /// Written data not yet covered by an fsync (under `EveryBatch`).
+    fn sync_owed(&self) -> bool {
+        let st = self.state.borrow();
+        self.config.borrow().flush == FlushPolicy::EveryBatch
+            && st.durable_offset < st.high_watermark
+    }
+
+    /// The write half of a drain: one write of everything pending (and a roll if due).
+    async fn write_pending(&self) -> Result<(), LogError> {
         if let Some(reason) = self.poisoned.borrow().clone() {
             return Err(LogError::Poisoned(reason));
         }
-        assert!(!self.flushing.get(), "one flusher per partition");
+        if self.flushing.get() {
+            // Another task (the flusher, or close) is writing: it will take what is pending.
+            return Ok(());
+        }
         let (buf, batches) = {
             let mut st = self.state.borrow_mut();
             if st.pending_batches.is_empty() {
@@ -585,9 +604,6 @@ impl<D: Disk> PartitionLog<D> {
         }
         self.resolve_waiters();
         self.data_signal.notify_all();
-        if config.flush == FlushPolicy::EveryBatch {
-            self.sync_active().await?;
-        }
         Ok(())
     }
 
@@ -702,10 +718,30 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Runs until the log is closed or poisoned: drains appends as they arrive.
+    ///
+    /// Writes and fsyncs are pipelined: while the fsync covering write N is in flight,
+    /// write N+1 proceeds; an fsync only ever covers writes that completed before it was
+    /// issued, so `durable_offset` never runs ahead of the disk.
     pub async fn run_flusher(self: Rc<Self>) {
         loop {
-            while self.has_pending() {
-                if self.flush_once().await.is_err() {
+            while self.has_pending() || self.sync_owed() {
+                let sync_now = self.sync_owed();
+                let write = async {
+                    if self.has_pending() {
+                        self.write_pending().await
+                    } else {
+                        Ok(())
+                    }
+                };
+                let sync = async {
+                    if sync_now {
+                        self.sync_active().await
+                    } else {
+                        Ok(())
+                    }
+                };
+                let (w, f) = futures_join(write, sync).await;
+                if w.is_err() || f.is_err() {
                     return;
                 }
             }
@@ -931,6 +967,35 @@ impl<D: Disk> PartitionLog<D> {
         self.disk.remove_dir_all(&self.dir).await?;
         Ok(())
     }
+}
+
+/// Runs two futures to completion concurrently (a tiny runtime-free `join`).
+async fn futures_join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let mut ra = None;
+    let mut rb = None;
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() {
+            std::task::Poll::Ready((ra.take().expect("set"), rb.take().expect("set")))
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Finds the batch holding `target` in `[from, end)` and returns whole batches from it.

@@ -640,3 +640,54 @@ fn compaction_rewrites_compressed_batches_with_their_codec() {
     }
     assert!(seen < 18, "records were removed ({seen} left)");
 }
+
+#[test]
+fn pipelined_flusher_acknowledges_only_fsynced_appends() {
+    use futures_executor::LocalPool;
+    use futures_executor::LocalSpawner;
+    use futures_util::task::LocalSpawnExt;
+    let disk = MemDisk::new();
+    let clock = Rc::new(ManualClock::new(0));
+    let cfg = LogConfig {
+        segment_bytes: 1_500,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, &clock, cfg.clone());
+    let mut pool = LocalPool::new();
+    let spawner: LocalSpawner = pool.spawner();
+    spawner.spawn_local(log.clone().run_flusher()).unwrap();
+    let acked = Rc::new(std::cell::RefCell::new(Vec::new()));
+    for i in 0..200 {
+        let mut out = log
+            .append(&batch(1 + i % 3, 0, &format!("p{i}")), Acks::All)
+            .unwrap();
+        let sink = acked.clone();
+        let base = out.base_offset.0;
+        spawner
+            .spawn_local(async move {
+                out.wait().await.unwrap();
+                sink.borrow_mut().push(base);
+            })
+            .unwrap();
+        if i % 7 == 0 {
+            pool.run_until_stalled();
+            // Everything acknowledged so far is fsynced.
+            let durable = log.durable_offset().0;
+            assert!(acked.borrow().iter().all(|b| *b < durable));
+        }
+    }
+    pool.run_until_stalled();
+    assert_eq!(acked.borrow().len(), 200, "every acks=all append answered");
+    assert_eq!(log.durable_offset(), log.high_watermark());
+    drop(pool);
+    drop(log);
+    disk.crash();
+    let log = open(&disk, &clock, cfg);
+    let present: Vec<i64> = read_all(&log).iter().map(|b| b.0).collect();
+    for b in acked.borrow().iter() {
+        assert!(
+            present.contains(b),
+            "acknowledged batch at {b} survived the crash"
+        );
+    }
+}
