@@ -336,3 +336,35 @@ fn kill_9_mid_stream_keeps_every_acknowledged_message_once_and_in_order() {
     broker.stop();
     assert!(broker.log().contains("stopped cleanly"), "{}", broker.log());
 }
+
+#[test]
+fn api_versions_answers_an_unknown_version_in_the_v0_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let mut c = Client::connect(&broker.addr());
+    // ApiVersions v99 with a v2 header: the broker answers with a v0 body (error 35 and its
+    // ranges) so a newer client can retry with a version both sides know.
+    let mut frame = vec![0u8, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff, 0];
+    let len = (frame.len() as i32).to_be_bytes();
+    frame.splice(0..0, len);
+    c.stream.write_all(&frame).unwrap();
+    let body = c.read_frame().expect("an answer, not a closed connection");
+    let (corr, resp) = sluice_protocol::request::decode_response::<ApiVersionsResponse>(
+        ApiKey::ApiVersions,
+        0,
+        body,
+    )
+    .unwrap();
+    assert_eq!(corr, 5);
+    assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
+    let av = resp
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+        .unwrap();
+    assert_eq!((av.min_version, av.max_version), (0, 4));
+    assert!(resp
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::Produce as i16));
+}

@@ -691,3 +691,28 @@ fn pipelined_flusher_acknowledges_only_fsynced_appends() {
         );
     }
 }
+
+#[test]
+fn segments_roll_by_age_as_well_as_size() {
+    let disk = MemDisk::new();
+    let clock = Rc::new(ManualClock::new(0));
+    let cfg = LogConfig {
+        segment_ms: 60_000,
+        ..LogConfig::default()
+    };
+    let log = open(&disk, &clock, cfg);
+    log.append(&batch(1, 0, "a"), Acks::Leader).unwrap();
+    block_on(log.flush_once()).unwrap();
+    clock.advance_ms(30_000);
+    log.append(&batch(1, 0, "b"), Acks::Leader).unwrap();
+    block_on(log.flush_once()).unwrap();
+    assert_eq!(log.segment_count(), 1, "younger than segment.ms");
+    clock.advance_ms(31_000);
+    log.append(&batch(1, 0, "c"), Acks::Leader).unwrap();
+    block_on(log.flush_once()).unwrap();
+    assert_eq!(
+        log.segment_bases(),
+        vec![0, 2],
+        "rolled once the active segment was older than segment.ms"
+    );
+}
