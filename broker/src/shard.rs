@@ -719,10 +719,16 @@ impl ShardContext {
         match timestamp {
             -1 => ok(leo, -1),
             -2 => ok(log.log_start_offset().0, -1),
-            -3 => match log.offset_for_timestamp(i64::MIN).await {
-                // Max timestamp: approximate with the newest batch holding data.
-                _ if leo == log.log_start_offset().0 => ok(-1, -1),
-                _ => ok(leo - 1, -1),
+            -3 => match log.max_timestamp_offset().await {
+                Ok(Some((o, t))) => ok(o.0, t),
+                Ok(None) => ok(-1, -1),
+                Err(e) => OffsetsResult {
+                    error: log_error_code(&e),
+                    offset: -1,
+                    timestamp: -1,
+                    leader_epoch: epoch,
+                    log_end_offset: leo,
+                },
             },
             ts => match log.offset_for_timestamp(ts).await {
                 Ok(Some((o, t))) => ok(o.0, t),

@@ -819,6 +819,47 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
+    /// The record with the largest timestamp (ListOffsets MAX_TIMESTAMP, KIP-734): its offset
+    /// and timestamp. Exact for uncompressed batches; for compressed ones, the last offset of
+    /// the batch holding it.
+    pub async fn max_timestamp_offset(&self) -> Result<Option<(Offset, i64)>, LogError> {
+        let seg = {
+            let st = self.state.borrow();
+            st.segments
+                .values()
+                .filter(|s| s.size > 0)
+                .max_by_key(|s| s.max_timestamp)
+                .map(|s| (s.file.clone(), s.size, s.max_timestamp))
+        };
+        let Some((file, size, max_ts)) = seg else {
+            return Ok(None);
+        };
+        let mut best: Option<(Offset, i64)> = None;
+        scan(&*file, 0, size, false, |v, _| {
+            if v.max_timestamp() < max_ts || best.is_some() {
+                return;
+            }
+            let exact = if v.compression() == 0 && v.attributes() & batch::ATTR_LOG_APPEND_TIME == 0
+            {
+                batch::records(v).ok().and_then(|recs| {
+                    recs.iter()
+                        .max_by_key(|r| (r.timestamp_delta, std::cmp::Reverse(r.offset_delta)))
+                        .map(|r| {
+                            (
+                                Offset(v.base_offset().0 + r.offset_delta),
+                                v.base_timestamp() + r.timestamp_delta,
+                            )
+                        })
+                })
+            } else {
+                None
+            };
+            best = Some(exact.unwrap_or((v.last_offset(), v.max_timestamp())));
+        })
+        .await?;
+        Ok(best)
+    }
+
     /// The first offset whose record timestamp is >= `timestamp_ms`, with that timestamp.
     pub async fn offset_for_timestamp(
         &self,

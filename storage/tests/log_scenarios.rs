@@ -716,3 +716,27 @@ fn segments_roll_by_age_as_well_as_size() {
         "rolled once the active segment was older than segment.ms"
     );
 }
+
+#[test]
+fn max_timestamp_offset_finds_the_newest_record_not_the_last() {
+    let disk = MemDisk::new();
+    let clock = Rc::new(ManualClock::new(0));
+    let log = open(&disk, &clock, small_segments());
+    assert_eq!(block_on(log.max_timestamp_offset()).unwrap(), None);
+    // Timestamps out of order: the largest (5_000 + 40) is record 2 of batch 3 (offset 11).
+    for (i, base) in [1_000i64, 2_000, 3_000, 5_000, 4_000, 4_500]
+        .iter()
+        .enumerate()
+    {
+        let mut b = BatchBuilder::new(*base);
+        for d in [0i64, 10, 40, 20] {
+            b.push(None, Some(format!("{i}").as_bytes()), d);
+        }
+        log.append(&b.build(), Acks::Leader).unwrap();
+        block_on(log.flush_once()).unwrap();
+    }
+    assert_eq!(
+        block_on(log.max_timestamp_offset()).unwrap(),
+        Some((Offset(3 * 4 + 2), 5_040))
+    );
+}
