@@ -235,7 +235,26 @@ impl ShardContext {
         }
     }
 
-    pub async fn meta(&self, msg: MetaMsg) {
+    /// Sends a message built around a reply channel to `shard` and waits for the answer;
+    /// `None` if the shard dropped the reply (shutting down).
+    async fn ask<T>(
+        &self,
+        shard: usize,
+        msg: impl FnOnce(oneshot::Sender<T>) -> ShardMsg,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.send_to(shard, msg(tx)).await;
+        rx.await.ok()
+    }
+
+    /// The same for the metadata service.
+    pub async fn ask_meta<T>(&self, msg: impl FnOnce(oneshot::Sender<T>) -> MetaMsg) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.meta(msg(tx)).await;
+        rx.await.ok()
+    }
+
+    async fn meta(&self, msg: MetaMsg) {
         if self.meta.send(msg).await.is_err() {
             warn!(shard = self.id, "metadata service channel closed");
         }
@@ -264,11 +283,11 @@ impl ShardContext {
         shard: usize,
         req: RawRequest,
     ) -> Result<Outcome, RequestError> {
-        let (tx, rx) = oneshot::channel();
         let (api, version, corr) = (req.api_key, req.api_version, req.correlation_id);
-        self.send_to(shard, ShardMsg::GroupRequest { req, reply: tx })
+        let answer = self
+            .ask(shard, |reply| ShardMsg::GroupRequest { req, reply })
             .await;
-        rx.await.unwrap_or(Err(RequestError::Malformed {
+        answer.unwrap_or(Err(RequestError::Malformed {
             api,
             version,
             reason: "group shard unavailable".into(),
@@ -321,17 +340,13 @@ impl ShardContext {
         if home == self.id {
             return self.groups.fetch_offsets(&group, topics);
         }
-        let (tx, rx) = oneshot::channel();
-        self.send_to(
-            home,
-            ShardMsg::FetchOffsets {
-                group,
-                topics,
-                reply: tx,
-            },
-        )
-        .await;
-        rx.await.unwrap_or_default()
+        self.ask(home, |reply| ShardMsg::FetchOffsets {
+            group,
+            topics,
+            reply,
+        })
+        .await
+        .unwrap_or_default()
     }
 
     pub async fn describe_group(self: &Rc<Self>, group: String) -> DescribedGroup {
@@ -339,16 +354,10 @@ impl ShardContext {
         if home == self.id {
             return self.groups.describe(&group);
         }
-        let (tx, rx) = oneshot::channel();
-        self.send_to(
-            home,
-            ShardMsg::DescribeGroup {
-                group: group.clone(),
-                reply: tx,
-            },
-        )
-        .await;
-        rx.await.unwrap_or_else(|_| DescribedGroup {
+        let answer = self
+            .ask(home, |reply| ShardMsg::DescribeGroup { group, reply })
+            .await;
+        answer.unwrap_or_else(|| DescribedGroup {
             error: crate::group::coordinator::codes::COORDINATOR_NOT_AVAILABLE,
             state: "Dead",
             protocol_type: String::new(),
@@ -360,10 +369,10 @@ impl ShardContext {
     pub async fn list_groups(self: &Rc<Self>) -> Vec<(String, String, &'static str)> {
         let mut all = self.groups.list();
         for shard in (0..self.shards).filter(|s| *s != self.id) {
-            let (tx, rx) = oneshot::channel();
-            self.send_to(shard, ShardMsg::ListGroups { reply: tx })
+            let theirs = self
+                .ask(shard, |reply| ShardMsg::ListGroups { reply })
                 .await;
-            all.extend(rx.await.unwrap_or_default());
+            all.extend(theirs.unwrap_or_default());
         }
         all.sort();
         all
@@ -372,10 +381,8 @@ impl ShardContext {
     pub async fn delete_group(self: &Rc<Self>, group: String) -> i16 {
         let home = self.group_shard(&group);
         if home != self.id {
-            let (tx, rx) = oneshot::channel();
-            self.send_to(home, ShardMsg::DeleteGroup { group, reply: tx })
-                .await;
-            return rx
+            return self
+                .ask(home, |reply| ShardMsg::DeleteGroup { group, reply })
                 .await
                 .unwrap_or(crate::group::coordinator::codes::COORDINATOR_NOT_AVAILABLE);
         }
@@ -427,19 +434,14 @@ impl ShardContext {
         if home == self.id {
             return self.local_produce(&topic, partition, records, acks).await;
         }
-        let (tx, rx) = oneshot::channel();
-        self.send_to(
-            home,
-            ShardMsg::Produce {
-                topic,
-                partition,
-                records,
-                acks,
-                reply: tx,
-            },
-        )
-        .await;
-        rx.await.unwrap_or_else(|_| ProduceResult {
+        let msg = |reply| ShardMsg::Produce {
+            topic,
+            partition,
+            records,
+            acks,
+            reply,
+        };
+        self.ask(home, msg).await.unwrap_or_else(|| ProduceResult {
             error: errors::KAFKA_STORAGE_ERROR,
             base_offset: -1,
             ..Default::default()
@@ -457,19 +459,14 @@ impl ShardContext {
         if home == self.id {
             return self.local_fetch(&topic, partition, offset, max_bytes).await;
         }
-        let (tx, rx) = oneshot::channel();
-        self.send_to(
-            home,
-            ShardMsg::Fetch {
-                topic,
-                partition,
-                offset,
-                max_bytes,
-                reply: tx,
-            },
-        )
-        .await;
-        rx.await.unwrap_or_else(|_| FetchResult {
+        let msg = |reply| ShardMsg::Fetch {
+            topic,
+            partition,
+            offset,
+            max_bytes,
+            reply,
+        };
+        self.ask(home, msg).await.unwrap_or_else(|| FetchResult {
             error: errors::KAFKA_STORAGE_ERROR,
             high_watermark: -1,
             log_start_offset: -1,
@@ -487,18 +484,13 @@ impl ShardContext {
         if home == self.id {
             return self.local_offsets(&topic, partition, timestamp).await;
         }
-        let (tx, rx) = oneshot::channel();
-        self.send_to(
-            home,
-            ShardMsg::Offsets {
-                topic,
-                partition,
-                timestamp,
-                reply: tx,
-            },
-        )
-        .await;
-        rx.await.unwrap_or(OffsetsResult {
+        let msg = |reply| ShardMsg::Offsets {
+            topic,
+            partition,
+            timestamp,
+            reply,
+        };
+        self.ask(home, msg).await.unwrap_or(OffsetsResult {
             error: errors::KAFKA_STORAGE_ERROR,
             offset: -1,
             timestamp: -1,
@@ -522,18 +514,14 @@ impl ShardContext {
                 let me = self.clone();
                 waits.push(Box::pin(async move { me.local_wait(parts, timeout).await }));
             } else {
-                let (tx, rx) = oneshot::channel();
-                self.send_to(
-                    shard,
-                    ShardMsg::WaitForData {
+                let me = self.clone();
+                waits.push(Box::pin(async move {
+                    let msg = |reply| ShardMsg::WaitForData {
                         parts,
                         timeout,
-                        reply: tx,
-                    },
-                )
-                .await;
-                waits.push(Box::pin(async move {
-                    let _ = rx.await;
+                        reply,
+                    };
+                    let _ = me.ask(shard, msg).await;
                 }));
             }
         }

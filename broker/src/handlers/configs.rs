@@ -148,19 +148,17 @@ async fn alter_topic(
     incremental: bool,
     validate_only: bool,
 ) -> (i16, Option<String>) {
-    let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(MetaMsg::AlterConfigs {
+    let msg = |reply| MetaMsg::AlterConfigs {
         topic,
         ops,
         incremental,
         validate_only,
-        reply: tx,
-    })
-    .await;
-    match rx.await {
-        Ok(Ok(())) => (errors::NONE, None),
-        Ok(Err(e)) => (e.code, Some(e.message)),
-        Err(_) => (
+        reply,
+    };
+    match ctx.ask_meta(msg).await {
+        Some(Ok(())) => (errors::NONE, None),
+        Some(Err(e)) => (e.code, Some(e.message)),
+        None => (
             errors::KAFKA_STORAGE_ERROR,
             Some("metadata service unavailable".into()),
         ),

@@ -14,14 +14,13 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
         .iter()
         .map(|t| (t.name.0.to_string(), t.count))
         .collect();
-    let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(MetaMsg::CreatePartitions {
+    let validate_only = body.validate_only;
+    let msg = |reply| MetaMsg::CreatePartitions {
         items,
-        validate_only: body.validate_only,
-        reply: tx,
-    })
-    .await;
-    let mut results = rx.await.unwrap_or_default().into_iter();
+        validate_only,
+        reply,
+    };
+    let mut results = ctx.ask_meta(msg).await.unwrap_or_default().into_iter();
     let mut resp = CreatePartitionsResponse::default();
     for t in &body.topics {
         let mut r = CreatePartitionsTopicResult::default();

@@ -37,14 +37,13 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
         })
         .collect();
     let partitions: Vec<i32> = specs.iter().map(|s| s.partitions).collect();
-    let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(MetaMsg::CreateTopics {
+    let validate_only = body.validate_only;
+    let msg = |reply| MetaMsg::CreateTopics {
         topics: specs,
-        validate_only: body.validate_only,
-        reply: tx,
-    })
-    .await;
-    let results = rx.await.unwrap_or_default();
+        validate_only,
+        reply,
+    };
+    let results = ctx.ask_meta(msg).await.unwrap_or_default();
     let snap = ctx.snapshot();
     let mut resp = CreateTopicsResponse::default();
     for (i, t) in body.topics.iter().enumerate() {

@@ -27,9 +27,8 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
         }
     }
     let names: Vec<String> = asked.iter().filter_map(|(n, _)| n.clone()).collect();
-    let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(MetaMsg::DeleteTopics { names, reply: tx }).await;
-    let mut results = rx.await.unwrap_or_default().into_iter();
+    let msg = |reply| MetaMsg::DeleteTopics { names, reply };
+    let mut results = ctx.ask_meta(msg).await.unwrap_or_default().into_iter();
     let mut resp = DeleteTopicsResponse::default();
     for (name, id) in asked {
         let mut r = DeletableTopicResult::default();

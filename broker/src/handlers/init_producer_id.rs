@@ -27,19 +27,20 @@ pub async fn handle(ctx: &Rc<ShardContext>, req: &RawRequest) -> Result<Outcome,
         resp.producer_epoch = body.producer_epoch + 1;
         return respond(req, &resp);
     }
-    let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(MetaMsg::AllocateProducerId { reply: tx }).await;
-    match rx.await {
-        Ok(Ok(id)) => {
+    match ctx
+        .ask_meta(|reply| MetaMsg::AllocateProducerId { reply })
+        .await
+    {
+        Some(Ok(id)) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;
         }
-        Ok(Err(e)) => {
+        Some(Err(e)) => {
             resp.error_code = e.code;
             resp.producer_id = ProducerId(-1);
             resp.producer_epoch = -1;
         }
-        Err(_) => {
+        None => {
             resp.error_code = errors::COORDINATOR_NOT_AVAILABLE;
             resp.producer_id = ProducerId(-1);
             resp.producer_epoch = -1;

@@ -168,12 +168,10 @@ pub async fn auto_create(ctx: &Rc<ShardContext>, names: Vec<String>) {
     if topics.is_empty() {
         return;
     }
-    let (tx, rx) = futures_channel::oneshot::channel();
-    ctx.meta(crate::shard::MetaMsg::CreateTopics {
+    let msg = |reply| crate::shard::MetaMsg::CreateTopics {
         topics,
         validate_only: false,
-        reply: tx,
-    })
-    .await;
-    let _ = rx.await;
+        reply,
+    };
+    let _ = ctx.ask_meta(msg).await;
 }
