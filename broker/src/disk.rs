@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use glommio::io::{BufferedFile, OpenOptions};
-use sluice_storage::disk::{write_file_atomic_std, Disk, SegmentFile};
+use sluice_storage::disk::{Disk, SegmentFile, StdDisk};
 use std::io;
 use std::path::Path;
 
@@ -67,47 +67,30 @@ impl Disk for GlommioDisk {
             .map_err(gio)?;
         Ok(GlommioFile { file })
     }
+    // Directory and whole-file operations are rare (start-up, roll, retention) and small:
+    // the blocking std implementation serves both disks.
     async fn remove(&self, path: &Path) -> io::Result<()> {
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            r => r,
-        }
+        StdDisk.remove(path).await
     }
     async fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(dir)? {
-            out.push(e?.file_name().to_string_lossy().into_owned());
-        }
-        out.sort();
-        Ok(out)
+        StdDisk.list_dir(dir).await
     }
     async fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        StdDisk.create_dir_all(dir).await
     }
     async fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
-        match std::fs::remove_dir_all(dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            r => r,
-        }
+        StdDisk.remove_dir_all(dir).await
     }
     async fn write_file_atomic(&self, path: &Path, data: Vec<u8>) -> io::Result<()> {
-        write_file_atomic_std(path, &data)
+        StdDisk.write_file_atomic(path, data).await
     }
     async fn read_file(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        match std::fs::read(path) {
-            Ok(d) => Ok(Some(d)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        StdDisk.read_file(path).await
     }
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)?;
-        if let Some(dir) = to.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        StdDisk.rename(from, to).await
     }
     fn exists(&self, path: &Path) -> bool {
-        path.exists()
+        StdDisk.exists(path)
     }
 }

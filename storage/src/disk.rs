@@ -118,7 +118,12 @@ impl Disk for StdDisk {
         }
     }
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
+        std::fs::rename(from, to)?;
+        // The rename is durable only once the directory is.
+        if let Some(dir) = to.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
     fn exists(&self, path: &Path) -> bool {
         path.exists()
