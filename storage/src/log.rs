@@ -190,12 +190,7 @@ impl<D: Disk> PartitionLog<D> {
 
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
-            let file = Rc::new(disk.open(&segment::path(&dir, 0, "log"), true).await?);
-            disk.write_file_atomic(&segment::path(&dir, 0, "index"), Vec::new())
-                .await?;
-            disk.write_file_atomic(&segment::path(&dir, 0, "timeindex"), Vec::new())
-                .await?;
-            segments.insert(0, Segment::new(0, file));
+            segments.insert(0, create_segment(&disk, &dir, 0).await?);
         }
         let cfg = config.clone();
         let last_base = bases.last().copied();
@@ -654,7 +649,21 @@ impl<D: Disk> PartitionLog<D> {
     /// Seals the active segment (fsync, index files, producer snapshot) and starts a new one
     /// at `base`.
     async fn roll(&self, base: i64) -> Result<(), LogError> {
-        let (old_file, old_base, index, time_index) = {
+        self.seal_active().await?;
+        let segment = create_segment(&self.disk, &self.dir, base).await?;
+        {
+            let mut st = self.state.borrow_mut();
+            st.durable_offset = st.durable_offset.max(base);
+            st.segments.insert(base, segment);
+        }
+        self.write_producer_snapshot(base).await?;
+        info!(dir = %self.dir.display(), base, "rolled segment");
+        Ok(())
+    }
+
+    /// fsyncs the active segment and writes its index files (before a roll or a clean close).
+    async fn seal_active(&self) -> Result<(), LogError> {
+        let (file, base, index, time_index) = {
             let st = self.state.borrow();
             let a = st.segments.values().next_back().expect("active");
             (
@@ -664,32 +673,8 @@ impl<D: Disk> PartitionLog<D> {
                 a.time_index.encode(),
             )
         };
-        old_file.sync().await?;
-        self.disk
-            .write_file_atomic(&segment::path(&self.dir, old_base, "index"), index)
-            .await?;
-        self.disk
-            .write_file_atomic(&segment::path(&self.dir, old_base, "timeindex"), time_index)
-            .await?;
-        let file = Rc::new(
-            self.disk
-                .open(&segment::path(&self.dir, base, "log"), true)
-                .await?,
-        );
-        self.disk
-            .write_file_atomic(&segment::path(&self.dir, base, "index"), Vec::new())
-            .await?;
-        self.disk
-            .write_file_atomic(&segment::path(&self.dir, base, "timeindex"), Vec::new())
-            .await?;
-        {
-            let mut st = self.state.borrow_mut();
-            st.durable_offset = st.durable_offset.max(base);
-            st.segments.insert(base, Segment::new(base, file));
-        }
-        self.write_producer_snapshot(base).await?;
-        info!(dir = %self.dir.display(), base, "rolled segment");
-        Ok(())
+        file.sync().await?;
+        write_indexes(&self.disk, &self.dir, base, index, time_index).await
     }
 
     async fn write_producer_snapshot(&self, at: i64) -> Result<(), LogError> {
@@ -966,24 +951,8 @@ impl<D: Disk> PartitionLog<D> {
             self.flush_signal.notify_all();
             return Ok(());
         }
-        let (file, base, index, time_index, next) = {
-            let st = self.state.borrow();
-            let a = st.segments.values().next_back().expect("active");
-            (
-                a.file.clone(),
-                a.base,
-                a.index.encode(),
-                a.time_index.encode(),
-                st.next_offset,
-            )
-        };
-        file.sync().await?;
-        self.disk
-            .write_file_atomic(&segment::path(&self.dir, base, "index"), index)
-            .await?;
-        self.disk
-            .write_file_atomic(&segment::path(&self.dir, base, "timeindex"), time_index)
-            .await?;
+        self.seal_active().await?;
+        let next = self.state.borrow().next_offset;
         self.write_producer_snapshot(next).await?;
         self.disk
             .write_file_atomic(&self.dir.join(CLEAN_SHUTDOWN_FILE), Vec::new())
@@ -1168,18 +1137,15 @@ async fn load_segment<D: Disk>(
     // Rebuild: validate every batch (CRC included for the active segment), truncate a torn
     // or corrupt tail, and recompute the indexes.
     let verify = is_last && !clean;
-    let mut rebuilt = Segment::new(base, seg.file.clone());
-    let valid_end = scan(&*seg.file, 0, size, verify, |v, pos| {
-        rebuilt.on_batch(
-            pos,
-            v.last_offset().0,
-            v.max_timestamp(),
-            v.total_len() as u64,
-            cfg.index_interval_bytes,
-        );
-    })
+    let rebuilt = index_segment(
+        seg.file.clone(),
+        base,
+        size,
+        verify,
+        cfg.index_interval_bytes,
+    )
     .await?;
-    rebuilt.size = valid_end;
+    let valid_end = rebuilt.size;
     if valid_end < size {
         warn!(dir = %dir.display(), base, valid_end, size, "recovery truncated a torn or corrupt segment tail");
         seg.file.truncate(valid_end).await?;
@@ -1188,15 +1154,66 @@ async fn load_segment<D: Disk>(
         info!(dir = %dir.display(), base, size, "recovery validated the active segment");
     }
     if !is_last || index.is_none() {
-        disk.write_file_atomic(&segment::path(dir, base, "index"), rebuilt.index.encode())
-            .await?;
-        disk.write_file_atomic(
-            &segment::path(dir, base, "timeindex"),
+        write_indexes(
+            disk,
+            dir,
+            base,
+            rebuilt.index.encode(),
             rebuilt.time_index.encode(),
         )
         .await?;
     }
     Ok(rebuilt)
+}
+
+/// Writes a segment's sparse indexes as `.index` and `.timeindex` (Kafka's formats).
+async fn write_indexes<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base: i64,
+    index: Vec<u8>,
+    time_index: Vec<u8>,
+) -> Result<(), LogError> {
+    disk.write_file_atomic(&segment::path(dir, base, "index"), index)
+        .await?;
+    disk.write_file_atomic(&segment::path(dir, base, "timeindex"), time_index)
+        .await?;
+    Ok(())
+}
+
+/// Creates the files of a new, empty segment at `base`.
+async fn create_segment<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base: i64,
+) -> Result<Segment<D::File>, LogError> {
+    let file = Rc::new(disk.open(&segment::path(dir, base, "log"), true).await?);
+    write_indexes(disk, dir, base, Vec::new(), Vec::new()).await?;
+    Ok(Segment::new(base, file))
+}
+
+/// Builds a segment's in-memory state from its batches in `[0, len)` (CRCs checked when
+/// `verify_crc`); its `size` is where the last valid batch ends.
+async fn index_segment<F: SegmentFile>(
+    file: Rc<F>,
+    base: i64,
+    len: u64,
+    verify_crc: bool,
+    index_interval_bytes: u64,
+) -> Result<Segment<F>, LogError> {
+    let mut seg = Segment::new(base, file.clone());
+    let valid_end = scan(&*file, 0, len, verify_crc, |v, pos| {
+        seg.on_batch(
+            pos,
+            v.last_offset().0,
+            v.max_timestamp(),
+            v.total_len() as u64,
+            index_interval_bytes,
+        );
+    })
+    .await?;
+    seg.size = valid_end;
+    Ok(seg)
 }
 
 /// Walks batches in `[from, to)`, calling `f(view, position)` for each valid one; returns

@@ -7,10 +7,10 @@
 //! Each segment is rewritten to `<base>.log.cleaned`, fsynced, indexed, then renamed over
 //! `<base>.log` (atomic); a leftover `.cleaned` file from a crash is deleted at open.
 
-use super::{scan, PartitionLog};
+use super::{index_segment, scan, write_indexes, PartitionLog};
 use crate::disk::{Disk, SegmentFile};
 use crate::error::LogError;
-use crate::segment::{self, Segment};
+use crate::segment;
 use sluice_protocol::batch::{self, BatchView, RecordRef};
 use sluice_protocol::compression;
 use std::collections::HashMap;
@@ -175,29 +175,15 @@ impl<D: Disk> PartitionLog<D> {
             file.write_at(data, 0).await?;
         }
         file.sync().await?;
-        let mut fresh = Segment::new(base, file.clone());
-        scan(&*file, 0, len, false, |v, pos| {
-            fresh.on_batch(
-                pos,
-                v.last_offset().0,
-                v.max_timestamp(),
-                v.total_len() as u64,
-                cfg.index_interval_bytes,
-            );
-        })
+        let fresh = index_segment(file.clone(), base, len, false, cfg.index_interval_bytes).await?;
+        write_indexes(
+            &self.disk,
+            &self.dir,
+            base,
+            fresh.index.encode(),
+            fresh.time_index.encode(),
+        )
         .await?;
-        self.disk
-            .write_file_atomic(
-                &segment::path(&self.dir, base, "index"),
-                fresh.index.encode(),
-            )
-            .await?;
-        self.disk
-            .write_file_atomic(
-                &segment::path(&self.dir, base, "timeindex"),
-                fresh.time_index.encode(),
-            )
-            .await?;
         self.disk
             .rename(&tmp, &segment::path(&self.dir, base, "log"))
             .await?;
