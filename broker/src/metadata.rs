@@ -107,6 +107,13 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     Ok(())
 }
 
+fn unknown_topic(name: &str) -> MetaError {
+    MetaError::new(
+        codes::UNKNOWN_TOPIC_OR_PARTITION,
+        format!("unknown topic {name:?}"),
+    )
+}
+
 impl MetadataStore {
     pub fn open(data_dir: &Path) -> anyhow::Result<MetadataStore> {
         let path = data_dir.join(METADATA_FILE);
@@ -231,12 +238,11 @@ impl MetadataStore {
                 format!("internal topic {name:?} cannot be deleted"),
             ));
         }
-        let t = self.state.topics.remove(name).ok_or_else(|| {
-            MetaError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("unknown topic {name:?}"),
-            )
-        })?;
+        let t = self
+            .state
+            .topics
+            .remove(name)
+            .ok_or_else(|| unknown_topic(name))?;
         self.commit()?;
         Ok(t)
     }
@@ -247,12 +253,11 @@ impl MetadataStore {
         count: i32,
         validate_only: bool,
     ) -> Result<(), MetaError> {
-        let t = self.state.topics.get_mut(name).ok_or_else(|| {
-            MetaError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("unknown topic {name:?}"),
-            )
-        })?;
+        let t = self
+            .state
+            .topics
+            .get_mut(name)
+            .ok_or_else(|| unknown_topic(name))?;
         if count <= t.partitions {
             return Err(MetaError::new(
                 codes::INVALID_PARTITIONS,
@@ -284,12 +289,11 @@ impl MetadataStore {
         incremental: bool,
         validate_only: bool,
     ) -> Result<(), MetaError> {
-        let t = self.state.topics.get(name).ok_or_else(|| {
-            MetaError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("unknown topic {name:?}"),
-            )
-        })?;
+        let t = self
+            .state
+            .topics
+            .get(name)
+            .ok_or_else(|| unknown_topic(name))?;
         let mut configs = if incremental {
             t.configs.clone()
         } else {

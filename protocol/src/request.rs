@@ -126,6 +126,16 @@ pub struct EncodeError {
     pub reason: String,
 }
 
+/// The response header version: v0, or v1 for flexible versions — except ApiVersions,
+/// always v0 so that a client can read the answer whatever version it asked for.
+fn response_header_version(api: ApiKey, version: i16) -> i16 {
+    if api == ApiKey::ApiVersions {
+        0
+    } else {
+        api.response_header_version(version)
+    }
+}
+
 /// Encodes a whole response frame: length prefix, header (v0, or v1 for flexible versions —
 /// ApiVersions always uses v0 so that any client can read it), body.
 pub fn encode_response<T: Encodable>(
@@ -139,11 +149,7 @@ pub fn encode_response<T: Encodable>(
         version,
         reason: e.0,
     };
-    let header_version = if api == ApiKey::ApiVersions {
-        0
-    } else {
-        api.response_header_version(version)
-    };
+    let header_version = response_header_version(api, version);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
     let header_size = header
@@ -204,11 +210,7 @@ pub fn decode_response<T: Decodable>(
         version,
         reason: e.0,
     };
-    let header_version = if api == ApiKey::ApiVersions {
-        0
-    } else {
-        api.response_header_version(version)
-    };
+    let header_version = response_header_version(api, version);
     let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| err(e.into()))?;
     let body = T::decode(&mut frame, version).map_err(|e| err(e.into()))?;
     Ok((header.correlation_id, body))

@@ -671,17 +671,7 @@ impl Coordinator {
     pub fn commit_records(group: &str, offsets: &[(String, i32, OffsetValue)]) -> GroupRecords {
         offsets
             .iter()
-            .map(|(t, p, v)| {
-                (
-                    Key::Offset {
-                        group: group.to_string(),
-                        topic: t.clone(),
-                        partition: *p,
-                    }
-                    .encode(),
-                    Some(v.encode()),
-                )
-            })
+            .map(|(t, p, v)| (offset_key(group, t, *p), Some(v.encode())))
             .collect()
     }
 
@@ -859,17 +849,7 @@ impl Coordinator {
         let mut recs: GroupRecords = g
             .offsets
             .keys()
-            .map(|(t, p)| {
-                (
-                    Key::Offset {
-                        group: group.to_string(),
-                        topic: t.clone(),
-                        partition: *p,
-                    }
-                    .encode(),
-                    None,
-                )
-            })
+            .map(|(t, p)| (offset_key(group, t, *p), None))
             .collect();
         recs.push((
             Key::Group {
@@ -895,17 +875,7 @@ impl Coordinator {
         Ok(parts
             .iter()
             .filter(|k| g.offsets.remove(*k).is_some())
-            .map(|(t, p)| {
-                (
-                    Key::Offset {
-                        group: group.to_string(),
-                        topic: t.clone(),
-                        partition: *p,
-                    }
-                    .encode(),
-                    None,
-                )
-            })
+            .map(|(t, p)| (offset_key(group, t, *p), None))
             .collect())
     }
 
@@ -930,21 +900,23 @@ impl Coordinator {
                 .iter()
                 .map(|(t, p)| {
                     g.offsets.remove(&(t.clone(), *p));
-                    (
-                        Key::Offset {
-                            group: name.clone(),
-                            topic: t.clone(),
-                            partition: *p,
-                        }
-                        .encode(),
-                        None,
-                    )
+                    (offset_key(name, t, *p), None)
                 })
                 .collect();
             out.push((name.clone(), recs));
         }
         out
     }
+}
+
+/// The `__consumer_offsets` key of one committed offset.
+fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    Key::Offset {
+        group: group.to_string(),
+        topic: topic.to_string(),
+        partition,
+    }
+    .encode()
 }
 
 /// Builds the record batch appended to `__consumer_offsets` for `records`.
