@@ -52,20 +52,32 @@ fn small_segments() -> LogConfig {
     }
 }
 
-/// Reads every batch from `from` to the high watermark and returns (offset, count) pairs.
-fn read_all<D: Disk>(log: &PartitionLog<D>) -> Vec<(i64, i32)> {
-    let mut out = Vec::new();
+/// Walks every batch from the log start to the high watermark, reading `max_bytes` at a
+/// time and checking each CRC.
+fn for_each_batch<D: Disk>(
+    log: &PartitionLog<D>,
+    max_bytes: usize,
+    mut f: impl FnMut(&sluice_protocol::batch::BatchView<'_>),
+) {
     let mut next = log.log_start_offset();
     while next < log.high_watermark() {
-        let r = block_on(log.read(next, 1000)).unwrap();
+        let r = block_on(log.read(next, max_bytes)).unwrap();
         assert!(!r.records.is_empty(), "no progress at {next:?}");
         for v in iter_batches(&r.records) {
             let v = v.unwrap();
             v.verify_crc().unwrap();
-            out.push((v.base_offset().0, v.records_count()));
+            f(&v);
             next = Offset(v.last_offset().0 + 1);
         }
     }
+}
+
+/// (base offset, record count) of every batch.
+fn read_all<D: Disk>(log: &PartitionLog<D>) -> Vec<(i64, i32)> {
+    let mut out = Vec::new();
+    for_each_batch(log, 1000, |v| {
+        out.push((v.base_offset().0, v.records_count()))
+    });
     out
 }
 
@@ -477,25 +489,15 @@ fn keyed(records: &[(&str, Option<&str>)], ts: i64) -> Vec<u8> {
 /// (offset, key, value) of every record from the start of the log.
 fn all_records<D: Disk>(log: &PartitionLog<D>) -> Vec<(i64, String, Option<String>)> {
     let mut out = Vec::new();
-    let mut next = log.log_start_offset();
-    while next < log.high_watermark() {
-        let r = block_on(log.read(next, 1 << 20)).unwrap();
-        if r.records.is_empty() {
-            break;
+    for_each_batch(log, 1 << 20, |v| {
+        for rec in sluice_protocol::batch::records(v).unwrap() {
+            out.push((
+                v.base_offset().0 + rec.offset_delta,
+                String::from_utf8(rec.key.unwrap().to_vec()).unwrap(),
+                rec.value.map(|x| String::from_utf8(x.to_vec()).unwrap()),
+            ));
         }
-        for v in iter_batches(&r.records) {
-            let v = v.unwrap();
-            v.verify_crc().unwrap();
-            for rec in sluice_protocol::batch::records(&v).unwrap() {
-                out.push((
-                    v.base_offset().0 + rec.offset_delta,
-                    String::from_utf8(rec.key.unwrap().to_vec()).unwrap(),
-                    rec.value.map(|x| String::from_utf8(x.to_vec()).unwrap()),
-                ));
-            }
-            next = Offset(v.last_offset().0 + 1);
-        }
-    }
+    });
     out
 }
 
